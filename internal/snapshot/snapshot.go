@@ -1,0 +1,106 @@
+// Package snapshot compiles the stored configuration and registry into the
+// immutable Snapshot the data plane reads once per request.
+package snapshot
+
+import (
+	"net/url"
+	"time"
+
+	"github.com/gatehouse-gw/gatehouse/internal/config"
+	"github.com/gatehouse-gw/gatehouse/internal/registry"
+)
+
+// Snapshot is an immutable, compiled view of the configuration and registry
+// at one store revision. It is never mutated after Compile returns, so it is
+// safe for concurrent use without locks.
+type Snapshot struct {
+	// Revision is the store revision the snapshot was built from.
+	Revision int64
+	// Services by name.
+	Services map[string]*Service
+	// Routes in the order given by the configuration.
+	Routes []*Route
+
+	router *router
+}
+
+// Service is the runtime form of a service.
+type Service struct {
+	Name string
+	// H2C is true when plain-http replicas are spoken to with HTTP/2 prior
+	// knowledge.
+	H2C bool
+	// Replicas are the static targets followed by the live registered
+	// instances, in a stable order (static in config order, then registered
+	// by ID).
+	Replicas []*Replica
+}
+
+// Replica is one upstream endpoint of a service.
+type Replica struct {
+	// ID is stable across snapshots for the same endpoint: the instance ID
+	// for registered replicas, "static:"+URL for static targets. Runtime state
+	// (connections, breaker) is keyed by it.
+	ID     string
+	URL    *url.URL
+	Weight int
+	// Instance is set for registered replicas, nil for static targets.
+	Instance *registry.Instance
+}
+
+// Route is the runtime form of a route.
+type Route struct {
+	Name         string
+	Service      *Service
+	StripPrefix  bool
+	PreserveHost bool
+	// Timeout is the upstream timeout; never zero after Compile.
+	Timeout         time.Duration
+	RequestHeaders  HeaderOps
+	ResponseHeaders HeaderOps
+
+	rewrite []rewritePart
+	config  config.Route
+}
+
+// HeaderOps are compiled header transformations with canonical names.
+type HeaderOps struct {
+	Remove []string
+	Set    [][2]string
+	Add    [][2]string
+}
+
+// Empty reports whether ops do nothing.
+func (h HeaderOps) Empty() bool { return len(h.Remove) == 0 && len(h.Set) == 0 && len(h.Add) == 0 }
+
+// HeaderGetter is the one header operation routing needs; http.Header
+// satisfies it without allocation.
+type HeaderGetter interface {
+	Get(name string) string
+}
+
+// Request is what the router looks at. It holds no engine types so that any
+// HTTP engine can fill it.
+type Request struct {
+	// Host is the request host, possibly with a port.
+	Host   string
+	Method string
+	// Path is the request path as received (not decoded).
+	Path   string
+	Header HeaderGetter
+}
+
+// Param is one captured "{name}" path segment.
+type Param struct {
+	Name, Value string
+}
+
+// Match is the result of routing one request.
+type Match struct {
+	Route *Route
+	// Params are the captured path parameters, nil when none.
+	Params []Param
+	// PrefixLen is the length of the request path matched by the route's
+	// pattern (the part StripPrefix removes).
+	PrefixLen int
+}
