@@ -1,0 +1,224 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/gatehouse-gw/gatehouse/internal/admin"
+	"github.com/gatehouse-gw/gatehouse/internal/config"
+	"github.com/gatehouse-gw/gatehouse/internal/controller"
+	"github.com/gatehouse-gw/gatehouse/internal/proxy"
+	"github.com/gatehouse-gw/gatehouse/internal/registry"
+	"github.com/gatehouse-gw/gatehouse/internal/store/boltstore"
+)
+
+func serveCommand(args []string, stderr io.Writer) error {
+	s, err := parseSettings(args, os.Environ(), stderr)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	return serve(ctx, s, stderr)
+}
+
+// serve runs the gateway until ctx ends, then drains and returns nil.
+func serve(ctx context.Context, s settings, stderr io.Writer) error {
+	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level(s.logLevel)}))
+
+	var initial *config.Config
+	if s.configFile != "" {
+		data, err := os.ReadFile(s.configFile)
+		if err != nil {
+			return fmt.Errorf("--config: %w", err)
+		}
+		cfg, err := config.Parse(data)
+		if err != nil {
+			return fmt.Errorf("--config %s: %w", s.configFile, err)
+		}
+		if err := cfg.Validate(); err != nil {
+			return fmt.Errorf("--config %s is invalid:\n%w", s.configFile, err)
+		}
+		initial = &cfg
+	}
+	var tlsConfig *tls.Config
+	if s.tlsCert != "" {
+		cert, err := tls.LoadX509KeyPair(s.tlsCert, s.tlsKey)
+		if err != nil {
+			return fmt.Errorf("--tls-cert/--tls-key: %w", err)
+		}
+		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+
+	st, err := boltstore.Open(filepath.Join(s.dataDir, "gatehouse.db"), boltstore.Options{Logger: log})
+	if err != nil {
+		return fmt.Errorf("open embedded store in --data-dir %s: %w", s.dataDir, err)
+	}
+	defer st.Close()
+
+	ctrl, err := controller.New(st, controller.Config{}, log)
+	if err != nil {
+		return err
+	}
+	if initial != nil {
+		rev, err := ctrl.Update(ctx, func(c *config.Config) error { *c = *initial; return nil })
+		if err != nil {
+			return fmt.Errorf("apply --config %s: %w", s.configFile, err)
+		}
+		log.Info("configuration applied from file", "file", s.configFile, "revision", rev)
+	}
+	if err := ctrl.Refresh(ctx); err != nil {
+		return fmt.Errorf("load stored configuration: %w", err)
+	}
+
+	px, err := proxy.New(ctrl, proxy.Config{TrustedProxies: s.trusted}, log)
+	if err != nil {
+		return err
+	}
+	defer px.Close()
+
+	reg := registry.New(st, registry.Config{})
+	status := &serverStatus{ctrl: ctrl}
+	adminHandler, err := admin.New(admin.Deps{
+		Config:   ctrl,
+		Registry: refreshingRegistry{reg, ctrl},
+		Status:   status,
+	}, admin.Config{AdminToken: s.adminToken, RegisterToken: s.registerToken, Version: version}, log)
+	if err != nil {
+		return err
+	}
+
+	proxyLn, err := net.Listen("tcp", s.listen)
+	if err != nil {
+		return fmt.Errorf("--listen %s: %w", s.listen, err)
+	}
+	adminLn, err := net.Listen("tcp", s.adminListen)
+	if err != nil {
+		proxyLn.Close()
+		return fmt.Errorf("--admin-listen %s: %w", s.adminListen, err)
+	}
+	proxySrv := proxy.NewServer(px, proxy.ServerConfig{TLSConfig: tlsConfig})
+	adminSrv := &http.Server{Handler: adminHandler, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 120 * time.Second}
+
+	log.Info("gatehouse started", "version", version, "mode", "single-instance",
+		"proxy", proxyLn.Addr().String(), "admin", adminLn.Addr().String(), "tls", tlsConfig != nil,
+		"data_dir", s.dataDir, "revision", ctrl.AppliedRevision())
+
+	runCtx, cancelRun := context.WithCancel(context.Background())
+	defer cancelRun()
+	g, gctx := errgroup.WithContext(runCtx)
+	g.Go(func() error { return ctrl.Run(gctx) })
+	g.Go(func() error {
+		var err error
+		if tlsConfig != nil {
+			err = proxySrv.ServeTLS(proxyLn, "", "")
+		} else {
+			err = proxySrv.Serve(proxyLn)
+		}
+		if errors.Is(err, http.ErrServerClosed) {
+			return nil
+		}
+		return fmt.Errorf("proxy listener: %w", err)
+	})
+	g.Go(func() error {
+		if err := adminSrv.Serve(adminLn); !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("admin listener: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		select {
+		case <-ctx.Done():
+		case <-gctx.Done():
+			return nil
+		}
+		// Draining: readiness goes false first so load balancers stop
+		// sending, then the proxy stops accepting and waits for in-flight
+		// requests up to the drain deadline.
+		status.draining.Store(true)
+		log.Info("draining", "timeout", s.drainTimeout.String())
+		drainCtx, cancel := context.WithTimeout(context.Background(), s.drainTimeout)
+		defer cancel()
+		err := proxySrv.Shutdown(drainCtx)
+		if err != nil {
+			log.Warn("drain deadline reached; closing remaining connections", "error", err)
+			proxySrv.Close()
+		}
+		adminCtx, cancelAdmin := context.WithTimeout(context.Background(), time.Second)
+		defer cancelAdmin()
+		if err := adminSrv.Shutdown(adminCtx); err != nil {
+			adminSrv.Close()
+		}
+		cancelRun()
+		return nil
+	})
+	err = g.Wait()
+	log.Info("gatehouse stopped")
+	return err
+}
+
+func level(name string) slog.Level {
+	var l slog.Level
+	_ = l.UnmarshalText([]byte(name)) // validated in parseSettings
+	return l
+}
+
+// serverStatus is what /readyz reports: ready once a snapshot is loaded,
+// not ready while draining.
+type serverStatus struct {
+	ctrl     *controller.Controller
+	draining atomic.Bool
+}
+
+func (s *serverStatus) Ready() (bool, string) {
+	if s.draining.Load() {
+		return false, "draining"
+	}
+	return s.ctrl.Ready()
+}
+
+func (s *serverStatus) AppliedRevision() int64 { return s.ctrl.AppliedRevision() }
+
+// refreshingRegistry applies registry changes to the local snapshot before
+// answering, so that a replica is routable as soon as its registration
+// returns (the watch would apply it a moment later anyway).
+type refreshingRegistry struct {
+	*registry.Registry
+	ctrl *controller.Controller
+}
+
+func (r refreshingRegistry) Register(ctx context.Context, reg registry.Registration) (registry.Instance, error) {
+	in, err := r.Registry.Register(ctx, reg)
+	if err == nil {
+		r.refresh(ctx)
+	}
+	return in, err
+}
+
+func (r refreshingRegistry) Deregister(ctx context.Context, id string) error {
+	err := r.Registry.Deregister(ctx, id)
+	if err == nil {
+		r.refresh(ctx)
+	}
+	return err
+}
+
+func (r refreshingRegistry) refresh(ctx context.Context) {
+	// A failure here is not the caller's: the change is stored, and the
+	// watch or the periodic re-read applies it (and logs why it could not).
+	_ = r.ctrl.Refresh(ctx)
+}
