@@ -6,8 +6,11 @@ package config
 // Config is the whole declarative configuration of a gateway. The zero value
 // is an empty, valid configuration that routes nothing.
 type Config struct {
+	// Services are the upstream services, with unique names.
 	Services []Service `json:"services,omitempty"`
-	Routes   []Route   `json:"routes,omitempty"`
+	// Routes are the routes, with unique names. Their order breaks ties
+	// between equally specific routes (see snapshot.Snapshot.Match).
+	Routes []Route `json:"routes,omitempty"`
 }
 
 // Service is an upstream service: a name that routes point at, with static
@@ -51,7 +54,8 @@ type Route struct {
 	// PathType is "prefix" (the default: the pattern matches the path and
 	// anything below it, at segment boundaries) or "exact".
 	PathType string `json:"path_type,omitempty"`
-	// Methods are HTTP methods (upper case); empty means any.
+	// Methods are HTTP methods, written in upper case (Validate rejects
+	// "get": methods are case-sensitive); empty means any.
 	Methods []string `json:"methods,omitempty"`
 	// Headers must all be present on the request with exactly these values.
 	Headers map[string]string `json:"headers,omitempty"`
@@ -74,7 +78,10 @@ type Route struct {
 
 // HeaderOps are header transformations, applied in the order Remove, Set, Add.
 type HeaderOps struct {
-	Set    map[string]string `json:"set,omitempty"`
-	Add    map[string]string `json:"add,omitempty"`
-	Remove []string          `json:"remove,omitempty"`
+	// Set replaces each named header's values with the given one.
+	Set map[string]string `json:"set,omitempty"`
+	// Add appends a value to each named header.
+	Add map[string]string `json:"add,omitempty"`
+	// Remove deletes the named headers.
+	Remove []string `json:"remove,omitempty"`
 }

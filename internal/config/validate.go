@@ -180,13 +180,11 @@ func (v *validator) route(p string, r Route) {
 			v.addf(mp, "method %q must be upper case (%q): methods are case-sensitive", m, strings.ToUpper(m))
 		}
 	}
+	v.headerMap(p+".headers", r.Headers)
 	for _, name := range sortedKeys(r.Headers) {
-		hp := fmt.Sprintf("%s.headers[%s]", p, name)
-		if !validToken(name) {
-			v.addf(hp, "invalid header name %q", name)
-		}
-		if !validHeaderValue(r.Headers[name]) {
-			v.addf(hp, "invalid header value %q: control characters are not allowed", r.Headers[name])
+		if http.CanonicalHeaderKey(name) == "Host" {
+			// Go servers move Host out of the header map.
+			v.addf(fmt.Sprintf("%s.headers[%s]", p, name), "match the Host header with hosts, not headers")
 		}
 	}
 	v.headerOps(p+".request_headers", r.RequestHeaders)
@@ -207,19 +205,30 @@ func (v *validator) headerOps(p string, h HeaderOps) {
 		name string
 		m    map[string]string
 	}{{"set", h.Set}, {"add", h.Add}} {
-		for _, name := range sortedKeys(kind.m) {
-			hp := fmt.Sprintf("%s.%s[%s]", p, kind.name, name)
-			if !validToken(name) {
-				v.addf(hp, "invalid header name %q", name)
-			}
-			if !validHeaderValue(kind.m[name]) {
-				v.addf(hp, "invalid header value %q: control characters are not allowed", kind.m[name])
-			}
-		}
+		v.headerMap(p+"."+kind.name, kind.m)
 	}
 	for i, name := range h.Remove {
 		if !validToken(name) {
 			v.addf(fmt.Sprintf("%s.remove[%d]", p, i), "invalid header name %q", name)
+		}
+	}
+}
+
+// headerMap checks header names and values, and that no two names are the
+// same header in different case (which one applied would be arbitrary).
+func (v *validator) headerMap(p string, m map[string]string) {
+	seen := make(map[string]string, len(m))
+	for _, name := range sortedKeys(m) {
+		hp := fmt.Sprintf("%s[%s]", p, name)
+		if !validToken(name) {
+			v.addf(hp, "invalid header name %q", name)
+		} else if other, dup := seen[http.CanonicalHeaderKey(name)]; dup {
+			v.addf(hp, "header %q is also given as %q: header names are case-insensitive", name, other)
+		} else {
+			seen[http.CanonicalHeaderKey(name)] = name
+		}
+		if !validHeaderValue(m[name]) {
+			v.addf(hp, "invalid header value %q: control characters are not allowed", m[name])
 		}
 	}
 }
@@ -262,6 +271,10 @@ func checkPath(pat string) ([]string, string) {
 	for i := 0; i < len(pat); i++ {
 		if c := pat[i]; c <= ' ' || c == 0x7f {
 			return nil, fmt.Sprintf("path %q must not contain spaces or control characters", pat)
+		}
+		if pat[i] >= 0x80 {
+			// Requests are matched as sent, percent-encoded.
+			return nil, fmt.Sprintf("path %q must be ASCII: write other characters percent-encoded, as clients send them", pat)
 		}
 	}
 	if pat == "/" {

@@ -96,7 +96,7 @@ func TestValidateInvalid(t *testing.T) {
 		{"path query", func(c *Config) { c.Routes[2].Paths[0] = "/a?b" }, []string{`routes[2].paths[0]: path "/a?b" must not contain '?'`}},
 		{"path space", func(c *Config) { c.Routes[2].Paths[0] = "/a b" }, []string{`routes[2].paths[0]: path "/a b" must not contain spaces`}},
 		{"param partial segment", func(c *Config) { c.Routes[0].Paths[0] = "/users/id-{id}" }, []string{`routes[0].paths[0]: path "/users/id-{id}": segment "id-{id}": a parameter must be a whole segment`}},
-		{"param bad name", func(c *Config) { c.Routes[0].Paths[0] = "/users/{i d}" }, []string{`routes[0].paths[0]: path "/users/{i d}": parameter "{i d}" must be a name`}},
+		{"param bad name", func(c *Config) { c.Routes[0].Paths[0] = "/users/{i*d}" }, []string{`routes[0].paths[0]: path "/users/{i*d}": parameter "{i*d}" must be a name`}},
 		{"param nested brace", func(c *Config) { c.Routes[0].Paths[0] = "/users/{{id}}" }, []string{`routes[0].paths[0]: path "/users/{{id}}": parameter "{{id}}" must be a name`}},
 		{"rewrite bad param", func(c *Config) { c.Routes[0].Rewrite = "/x/{i/d}" }, []string{`routes[0].rewrite: invalid rewrite "/x/{i/d}": parameter {i/d} must be a name`}},
 		{"param empty", func(c *Config) { c.Routes[0].Paths[0] = "/users/{}" }, []string{`routes[0].paths[0]: path "/users/{}": parameter "{}"`}},
@@ -107,6 +107,10 @@ func TestValidateInvalid(t *testing.T) {
 		{"bad method", func(c *Config) { c.Routes[0].Methods[0] = "GE T" }, []string{`routes[0].methods[0]: invalid method "GE T"`}},
 		{"bad header name", func(c *Config) { c.Routes[0].Headers["X Tenant"] = "b" }, []string{`routes[0].headers[X Tenant]: invalid header name "X Tenant"`}},
 		{"bad header value", func(c *Config) { c.Routes[0].Headers["X-Tenant"] = "a\r\nb" }, []string{`routes[0].headers[X-Tenant]: invalid header value "a\r\nb"`}},
+		{"host header condition", func(c *Config) { c.Routes[0].Headers["host"] = "x" }, []string{`routes[0].headers[host]: match the Host header with hosts`}},
+		{"header in two cases", func(c *Config) { c.Routes[0].Headers["x-tenant"] = "b" }, []string{`routes[0].headers[x-tenant]: header "x-tenant" is also given as "X-Tenant"`}},
+		{"set header in two cases", func(c *Config) { c.Routes[0].RequestHeaders.Set["x-via"] = "b" }, []string{`routes[0].request_headers.set[x-via]: header "x-via" is also given as "X-Via"`}},
+		{"path non-ascii", func(c *Config) { c.Routes[2].Paths[0] = "/café" }, []string{`routes[2].paths[0]: path "/café" must be ASCII`}},
 		{"bad set header", func(c *Config) { c.Routes[0].RequestHeaders.Set["X:Via"] = "" }, []string{`routes[0].request_headers.set[X:Via]: invalid header name "X:Via"`}},
 		{"bad add header value", func(c *Config) {
 			c.Routes[0].ResponseHeaders.Add = map[string]string{"X-A": "\x00"}

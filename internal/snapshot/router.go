@@ -45,20 +45,17 @@ import (
 //
 // Match.PrefixLen is the number of bytes of r.Path covered by the chosen
 // pattern: 4 for "/api" on "/api/x", 5 for "/api/", 0 for a route without
-// Paths. Params are in the order of the pattern's segments.
+// Paths. Params are in the order of the pattern's segments. The path is
+// compared byte for byte as received: it is neither decoded nor cleaned.
 func (s *Snapshot) Match(r Request) (Match, bool) {
 	if s.router == nil {
 		return Match{}, false
 	}
-	e, n := s.router.match(&r)
+	e, n, ps := s.router.match(&r)
 	if e == nil {
 		return Match{}, false
 	}
-	m := Match{Route: e.route, PrefixLen: n}
-	if len(e.params) > 0 {
-		m.Params = e.capture(r.Path)
-	}
-	return m, true
+	return Match{Route: e.route, Params: ps, PrefixLen: n}, true
 }
 
 // router holds one segment trie per host bucket.
@@ -71,8 +68,11 @@ type router struct {
 // node is one position in a path trie. Request paths are walked segment by
 // segment from the root; nothing is split or copied.
 type node struct {
-	literal map[string]*node
-	param   *node
+	// Literal children are in literals, or in literalMap once there are
+	// more than maxLinearChildren of them.
+	literals   []literalChild
+	literalMap map[string]*node
+	param      *node
 	// slash holds the patterns ending with "/" after this node's segment.
 	slash *node
 	// exact and prefix are the patterns ending at this node, in precedence
@@ -81,26 +81,30 @@ type node struct {
 	prefix []*entry
 }
 
+// maxLinearChildren is the fan-out up to which literal children are scanned
+// rather than hashed. In BenchmarkMatchGitHub, hashing every node was
+// slowest; thresholds from 8 to 32 were within noise of each other.
+const maxLinearChildren = 16
+
+type literalChild struct {
+	seg  string
+	node *node
+}
+
 // entry is one (route, path pattern) pair in a trie.
 type entry struct {
 	route   *Route
 	order   int
 	methods []string
 	headers [][2]string
-	params  []paramRef
+	// params are the names of the pattern's parameters, in order.
+	params []string
 }
 
-// paramRef names the request path segment (0 is the first after the
-// leading "/") a parameter is captured from.
-type paramRef struct {
-	seg  int
-	name string
-}
-
-func (rt *router) match(r *Request) (*entry, int) {
+func (rt *router) match(r *Request) (*entry, int, []Param) {
 	if len(rt.exact) > 0 || len(rt.wildcard) > 0 {
-		if e, n := rt.matchHost(r); e != nil {
-			return e, n
+		if e, n, ps := rt.matchHost(r); e != nil {
+			return e, n, ps
 		}
 	}
 	return rt.anyHost.lookup(r)
@@ -110,13 +114,37 @@ func (rt *router) match(r *Request) (*entry, int) {
 // longer request hosts can only match routes without Hosts.
 const maxHostLen = 253
 
-func (rt *router) matchHost(r *Request) (*entry, int) {
+func (rt *router) matchHost(r *Request) (*entry, int, []Param) {
 	host := hostname(r.Host)
 	if host == "" || len(host) > maxHostLen {
-		return nil, 0
+		return nil, 0, nil
 	}
-	// Lower-case into a stack buffer: map lookups keyed by string(buf[:n])
-	// do not allocate.
+	exact, wild := rt.hostTrees(host)
+	if e, l, ps := exact.lookup(r); e != nil {
+		return e, l, ps
+	}
+	return wild.lookup(r)
+}
+
+// hostTrees returns the tries for host's exact name and its wildcard
+// suffix, nil where there is none.
+func (rt *router) hostTrees(host string) (exact, wild *node) {
+	for i := 0; i < len(host); i++ {
+		if c := host[i]; 'A' <= c && c <= 'Z' {
+			return rt.hostTreesFold(host)
+		}
+	}
+	exact = rt.exact[host]
+	if dot := strings.IndexByte(host, '.'); dot > 0 && dot < len(host)-1 && len(rt.wildcard) > 0 {
+		wild = rt.wildcard[host[dot+1:]]
+	}
+	return exact, wild
+}
+
+// hostTreesFold is hostTrees for a host with upper-case letters. It lowers
+// them in a stack buffer: map lookups keyed by string(buf[:n]) do not
+// allocate.
+func (rt *router) hostTreesFold(host string) (exact, wild *node) {
 	var buf [maxHostLen]byte
 	n := copy(buf[:], host)
 	for i := range n {
@@ -124,19 +152,11 @@ func (rt *router) matchHost(r *Request) (*entry, int) {
 			buf[i] = c + ('a' - 'A')
 		}
 	}
-	if t := rt.exact[string(buf[:n])]; t != nil {
-		if e, l := t.lookup(r); e != nil {
-			return e, l
-		}
+	exact = rt.exact[string(buf[:n])]
+	if dot := strings.IndexByte(host, '.'); dot > 0 && dot < n-1 && len(rt.wildcard) > 0 {
+		wild = rt.wildcard[string(buf[dot+1:n])]
 	}
-	if dot := strings.IndexByte(host, '.'); dot > 0 && dot < n-1 {
-		if t := rt.wildcard[string(buf[dot+1:n])]; t != nil {
-			if e, l := t.lookup(r); e != nil {
-				return e, l
-			}
-		}
-	}
-	return nil, 0
+	return exact, wild
 }
 
 // hostname strips the port and a trailing dot from a Host header value.
@@ -156,55 +176,75 @@ func hostname(h string) string {
 
 // lookup finds the best entry of the trie rooted at n for r and the length
 // of r.Path it covers.
-func (n *node) lookup(r *Request) (*entry, int) {
+func (n *node) lookup(r *Request) (*entry, int, []Param) {
 	if n == nil {
-		return nil, 0
+		return nil, 0, nil
 	}
 	if r.Path == "" || r.Path[0] != '/' {
 		// "*" (OPTIONS) or an authority (CONNECT): only routes without
 		// Paths apply.
-		return pick(n.prefix, r), 0
+		return pick(n.prefix, r), 0, nil
 	}
-	return n.walk(r, r.Path, 0)
+	return n.walk(r, r.Path, 0, 0)
 }
 
 // walk matches path[i:], where i is len(path) or the index of a '/', below
-// n. Candidates are tried most specific first, so the first entry whose
-// method and header conditions hold is the answer.
-func (n *node) walk(r *Request, path string, i int) (*entry, int) {
+// n; k is the number of parameters captured above n. Candidates are tried
+// most specific first, so the first entry whose method and header
+// conditions hold is the answer. The Params slice is allocated once the
+// answer is known and filled in while the recursion unwinds.
+func (n *node) walk(r *Request, path string, i, k int) (*entry, int, []Param) {
 	if i == len(path) {
-		if e := pick(n.exact, r); e != nil {
-			return e, i
+		e := pick(n.exact, r)
+		if e == nil {
+			e = pick(n.prefix, r)
 		}
-		return pick(n.prefix, r), i
+		return e, i, e.newParams()
 	}
 	j := i + 1
 	for j < len(path) && path[j] != '/' {
 		j++
 	}
 	if j > i+1 {
-		if c := n.literal[path[i+1:j]]; c != nil {
-			if e, l := c.walk(r, path, j); e != nil {
-				return e, l
+		if c := n.child(path[i+1 : j]); c != nil {
+			if e, l, ps := c.walk(r, path, j, k); e != nil {
+				return e, l, ps
 			}
 		}
 		if n.param != nil {
-			if e, l := n.param.walk(r, path, j); e != nil {
-				return e, l
+			if e, l, ps := n.param.walk(r, path, j, k+1); e != nil {
+				ps[k] = Param{Name: e.params[k], Value: path[i+1 : j]}
+				return e, l, ps
 			}
 		}
 	}
 	if n.slash != nil {
 		if j == len(path) && j == i+1 {
 			if e := pick(n.slash.exact, r); e != nil {
-				return e, j
+				return e, j, e.newParams()
 			}
 		}
 		if e := pick(n.slash.prefix, r); e != nil {
-			return e, i + 1
+			return e, i + 1, e.newParams()
 		}
 	}
-	return pick(n.prefix, r), i
+	e := pick(n.prefix, r)
+	return e, i, e.newParams()
+}
+
+// child returns the literal child for seg. Small fan-outs, the common case
+// below the first segment or two, are scanned linearly: comparing a few
+// short strings is cheaper than hashing.
+func (n *node) child(seg string) *node {
+	if n.literalMap != nil {
+		return n.literalMap[seg]
+	}
+	for _, c := range n.literals {
+		if c.seg == seg {
+			return c.node
+		}
+	}
+	return nil
 }
 
 func pick(entries []*entry, r *Request) *entry {
@@ -233,22 +273,13 @@ func (e *entry) accepts(r *Request) bool {
 	return true
 }
 
-// capture returns the parameters of e's pattern from a path it matched.
-func (e *entry) capture(path string) []Param {
-	ps := make([]Param, len(e.params))
-	k, seg, start := 0, 0, 1
-	for i := 1; i <= len(path) && k < len(ps); i++ {
-		if i < len(path) && path[i] != '/' {
-			continue
-		}
-		if e.params[k].seg == seg {
-			ps[k] = Param{Name: e.params[k].name, Value: path[start:i]}
-			k++
-		}
-		seg++
-		start = i + 1
+// newParams returns the slice walk fills with e's parameters, nil if e is
+// nil or captures none.
+func (e *entry) newParams() []Param {
+	if e == nil || len(e.params) == 0 {
+		return nil
 	}
-	return ps
+	return make([]Param, len(e.params))
 }
 
 // routerBuilder accumulates entries; build sorts them into precedence order.
@@ -313,27 +344,25 @@ func (b *routerBuilder) add(rt *Route, rc config.Route, order int) {
 
 // insert returns the node for a validated pattern below root, creating it,
 // and the pattern's parameters.
-func (b *routerBuilder) insert(root *node, pattern string) (*node, []paramRef) {
+func (b *routerBuilder) insert(root *node, pattern string) (*node, []string) {
 	n := root
-	var params []paramRef
-	rest := pattern[1:]
-	for seg := 0; rest != ""; seg++ {
+	var params []string
+	for rest := pattern[1:]; rest != ""; {
 		s, after, found := strings.Cut(rest, "/")
 		switch {
 		case strings.HasPrefix(s, "{"):
-			params = append(params, paramRef{seg: seg, name: s[1 : len(s)-1]})
+			params = append(params, s[1:len(s)-1])
 			if n.param == nil {
 				n.param = b.newNode()
 			}
 			n = n.param
 		default:
-			if n.literal == nil {
-				n.literal = map[string]*node{}
+			c := n.child(s)
+			if c == nil {
+				c = b.newNode()
+				n.addChild(s, c)
 			}
-			if n.literal[s] == nil {
-				n.literal[s] = b.newNode()
-			}
-			n = n.literal[s]
+			n = c
 		}
 		rest = after
 		if found && rest == "" {
@@ -351,6 +380,21 @@ func (b *routerBuilder) insert(root *node, pattern string) (*node, []paramRef) {
 		return n.slash, params
 	}
 	return n, params
+}
+
+func (n *node) addChild(seg string, c *node) {
+	if n.literalMap == nil && len(n.literals) < maxLinearChildren {
+		n.literals = append(n.literals, literalChild{seg, c})
+		return
+	}
+	if n.literalMap == nil {
+		n.literalMap = make(map[string]*node, len(n.literals)+1)
+		for _, l := range n.literals {
+			n.literalMap[l.seg] = l.node
+		}
+		n.literals = nil
+	}
+	n.literalMap[seg] = c
 }
 
 func (b *routerBuilder) build() *router {

@@ -24,8 +24,9 @@ type Snapshot struct {
 	router *router
 }
 
-// Service is the runtime form of a service.
+// Service is the runtime form of a service. It is immutable after Compile.
 type Service struct {
+	// Name is the configured service name.
 	Name string
 	// H2C is true when plain-http replicas are spoken to with HTTP/2 prior
 	// knowledge.
@@ -41,33 +42,47 @@ type Replica struct {
 	// ID is stable across snapshots for the same endpoint: the instance ID
 	// for registered replicas, "static:"+URL for static targets. Runtime state
 	// (connections, breaker) is keyed by it.
-	ID     string
-	URL    *url.URL
+	ID string
+	// URL is the replica's scheme and host; its path is always empty.
+	URL *url.URL
+	// Weight is at least 1.
 	Weight int
 	// Instance is set for registered replicas, nil for static targets.
 	Instance *registry.Instance
 }
 
-// Route is the runtime form of a route.
+// Route is the runtime form of a route. It is immutable after Compile.
 type Route struct {
-	Name         string
-	Service      *Service
-	StripPrefix  bool
+	// Name is the configured route name.
+	Name string
+	// Service is the service requests are sent to; never nil.
+	Service *Service
+	// StripPrefix removes the matched prefix; see UpstreamPath.
+	StripPrefix bool
+	// PreserveHost forwards the client's Host header upstream.
 	PreserveHost bool
 	// Timeout is the upstream timeout; never zero after Compile.
-	Timeout         time.Duration
-	RequestHeaders  HeaderOps
+	Timeout time.Duration
+	// RequestHeaders are applied to the request before forwarding.
+	RequestHeaders HeaderOps
+	// ResponseHeaders are applied to the response before it is returned.
 	ResponseHeaders HeaderOps
 
 	rewrite []rewritePart
 	config  config.Route
 }
 
-// HeaderOps are compiled header transformations with canonical names.
+// HeaderOps are compiled header transformations with canonical names,
+// applied in the order Remove, Set, Add. The zero value does nothing.
 type HeaderOps struct {
+	// Remove lists header names to delete, without repeats.
 	Remove []string
-	Set    [][2]string
-	Add    [][2]string
+	// Set lists {name, value} pairs replacing any earlier values, sorted by
+	// name.
+	Set [][2]string
+	// Add lists {name, value} pairs appended to existing values, sorted by
+	// name.
+	Add [][2]string
 }
 
 // Empty reports whether ops do nothing.
@@ -83,20 +98,25 @@ type HeaderGetter interface {
 // HTTP engine can fill it.
 type Request struct {
 	// Host is the request host, possibly with a port.
-	Host   string
+	Host string
+	// Method is the request method, compared case-sensitively.
 	Method string
 	// Path is the request path as received (not decoded).
-	Path   string
+	Path string
+	// Header gives the request's header values; nil means none.
 	Header HeaderGetter
 }
 
 // Param is one captured "{name}" path segment.
 type Param struct {
+	// Name is the parameter name from the pattern, Value the raw
+	// (undecoded) segment of the request path.
 	Name, Value string
 }
 
 // Match is the result of routing one request.
 type Match struct {
+	// Route is the chosen route; never nil in a successful match.
 	Route *Route
 	// Params are the captured path parameters, nil when none.
 	Params []Param
