@@ -98,3 +98,27 @@ func TestHasToken(t *testing.T) {
 		}
 	}
 }
+
+func TestHasDotSegment(t *testing.T) {
+	tests := []struct {
+		path string
+		want bool
+	}{
+		{"/api/x", false},
+		{"/api/../admin", true},
+		{"/api/./x", true},
+		{"/api/..", true},
+		{"/api/%2e%2E/admin", true},
+		{"/api/.%2e", true},
+		{"/api/...", false},
+		{"/api/.hidden", false},
+		{"/v1.2/x", false},
+		{"/", false},
+		{"", false},
+	}
+	for _, tt := range tests {
+		if got := hasDotSegment(tt.path); got != tt.want {
+			t.Errorf("hasDotSegment(%q) = %v, want %v", tt.path, got, tt.want)
+		}
+	}
+}
