@@ -7,7 +7,6 @@ import (
 	_ "github.com/mccutchen/go-httpbin/v2/httpbin"
 	_ "github.com/prometheus/client_golang/prometheus"
 	_ "github.com/prometheus/client_golang/prometheus/promhttp"
-	_ "github.com/prometheus/common/expfmt"
 	_ "go.etcd.io/bbolt"
 	_ "go.opentelemetry.io/otel"
 	_ "go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
