@@ -26,6 +26,17 @@ type Service struct {
 	// default; HTTP/1.1) or "h2c" (HTTP/2 with prior knowledge, needed for
 	// gRPC upstreams without TLS). https targets negotiate HTTP/2 by ALPN.
 	Protocol string `json:"protocol,omitempty"`
+	// LoadBalancer chooses how requests are spread over the replicas.
+	LoadBalancer LoadBalancer `json:"load_balancer,omitzero"`
+	// CircuitBreaker ejects failing replicas and re-admits them; on by
+	// default.
+	CircuitBreaker CircuitBreaker `json:"circuit_breaker,omitzero"`
+	// HealthCheck, when set, probes every replica actively.
+	HealthCheck *HealthCheck `json:"health_check,omitempty"`
+	// RetryBudget caps the retries sent to this service.
+	RetryBudget RetryBudget `json:"retry_budget,omitzero"`
+	// Auth applies to every route of the service that has no auth of its own.
+	Auth *Auth `json:"auth,omitempty"`
 }
 
 // Target is one static replica of a service.
@@ -74,6 +85,13 @@ type Route struct {
 	// Timeout bounds the whole upstream exchange up to the response headers
 	// (e.g. "30s"); zero means the gateway default (60s).
 	Timeout Duration `json:"timeout,omitzero"`
+	// Retry says when and how often a failed attempt is tried again on
+	// another replica.
+	Retry Retry `json:"retry,omitzero"`
+	// Auth requires an API key on this route (overrides the service's).
+	Auth *Auth `json:"auth,omitempty"`
+	// RateLimit limits the route as a whole, across all clients.
+	RateLimit *RateLimit `json:"rate_limit,omitempty"`
 }
 
 // HeaderOps are header transformations, applied in the order Remove, Set, Add.

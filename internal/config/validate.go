@@ -107,6 +107,7 @@ func (v *validator) service(p string, s Service) {
 			v.addf(tp+".weight", "weight %d must not be negative", t.Weight)
 		}
 	}
+	v.servicePolicies(p, s)
 }
 
 func checkTargetURL(s string) string {
@@ -198,6 +199,7 @@ func (v *validator) route(p string, r Route) {
 	if r.Timeout < 0 {
 		v.addf(p+".timeout", "timeout %q must not be negative", r.Timeout.String())
 	}
+	v.routePolicies(p, r)
 }
 
 func (v *validator) headerOps(p string, h HeaderOps) {
