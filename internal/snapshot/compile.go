@@ -37,7 +37,9 @@ func Compile(cfg config.Config, instances []registry.Instance, revision int64) (
 		Services: make(map[string]*Service, len(cfg.Services)),
 		Routes:   make([]*Route, 0, len(cfg.Routes)),
 	}
+	auth := make(map[string]*config.Auth, len(cfg.Services))
 	for _, sc := range cfg.Services {
+		auth[sc.Name] = sc.Auth
 		svc, err := compileService(sc)
 		if err != nil {
 			return nil, err
@@ -48,7 +50,7 @@ func Compile(cfg config.Config, instances []registry.Instance, revision int64) (
 
 	b := newRouterBuilder()
 	for i, rc := range cfg.Routes {
-		rt, err := compileRoute(rc, s.Services[rc.Service])
+		rt, err := compileRoute(rc, s.Services[rc.Service], auth[rc.Service])
 		if err != nil {
 			return nil, err
 		}
@@ -60,7 +62,17 @@ func Compile(cfg config.Config, instances []registry.Instance, revision int64) (
 }
 
 func compileService(sc config.Service) (*Service, error) {
-	svc := &Service{Name: sc.Name, H2C: sc.Protocol == "h2c"}
+	svc := &Service{
+		Name:        sc.Name,
+		H2C:         sc.Protocol == "h2c",
+		Balancer:    compileBalancer(sc.LoadBalancer),
+		Breaker:     compileBreaker(sc.CircuitBreaker),
+		HealthCheck: compileHealthCheck(sc.HealthCheck),
+		RetryBudget: RetryBudget{
+			Ratio:        cmp.Or(sc.RetryBudget.Ratio, DefaultRetryBudgetRatio),
+			MinPerSecond: cmp.Or(sc.RetryBudget.MinPerSecond, DefaultRetryBudgetMin),
+		},
+	}
 	for _, t := range sc.Targets {
 		u, err := parseUpstream(t.URL)
 		if err != nil {
@@ -118,7 +130,7 @@ func parseUpstream(s string) (*url.URL, error) {
 	return u, nil
 }
 
-func compileRoute(rc config.Route, svc *Service) (*Route, error) {
+func compileRoute(rc config.Route, svc *Service, serviceAuth *config.Auth) (*Route, error) {
 	rt := &Route{
 		Name:            rc.Name,
 		Service:         svc,
@@ -127,6 +139,9 @@ func compileRoute(rc config.Route, svc *Service) (*Route, error) {
 		Timeout:         rc.Timeout.Std(),
 		RequestHeaders:  compileHeaderOps(rc.RequestHeaders),
 		ResponseHeaders: compileHeaderOps(rc.ResponseHeaders),
+		Retry:           compileRetry(rc.Retry),
+		Auth:            compileAuth(rc.Auth, serviceAuth),
+		RateLimit:       compileRateLimit(rc.RateLimit),
 		config:          rc,
 	}
 	if rt.Timeout == 0 {

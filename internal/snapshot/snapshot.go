@@ -35,6 +35,12 @@ type Service struct {
 	// instances, in a stable order (static in config order, then registered
 	// by ID).
 	Replicas []*Replica
+	// Balancer, Breaker, HealthCheck (nil: none) and RetryBudget are the
+	// service's resilience settings with defaults applied.
+	Balancer    Balancer
+	Breaker     Breaker
+	HealthCheck *HealthCheck
+	RetryBudget RetryBudget
 }
 
 // Replica is one upstream endpoint of a service.
@@ -67,6 +73,13 @@ type Route struct {
 	RequestHeaders HeaderOps
 	// ResponseHeaders are applied to the response before it is returned.
 	ResponseHeaders HeaderOps
+	// Retry is the route's retry policy with defaults applied.
+	Retry Retry
+	// Auth is nil when the route requires no API key (its own setting, or
+	// else its service's).
+	Auth *Auth
+	// RateLimit is nil when the route has no limit of its own.
+	RateLimit *RateLimit
 
 	rewrite []rewritePart
 	config  config.Route
