@@ -66,6 +66,21 @@ type Controller struct {
 	// rebuildMu serialises rebuilds so that an older read can never replace
 	// a newer snapshot.
 	rebuildMu sync.Mutex
+	// subscribers are called with each published snapshot, in order.
+	subscribers []func(*snapshot.Snapshot)
+}
+
+// OnPublish registers fn to be called with every snapshot published from now
+// on, in revision order, and at once with the current one if there is one.
+// fn runs on the publishing goroutine: it must be quick and must not block
+// (start work elsewhere). Register subscribers before Run.
+func (c *Controller) OnPublish(fn func(*snapshot.Snapshot)) {
+	c.rebuildMu.Lock()
+	defer c.rebuildMu.Unlock()
+	c.subscribers = append(c.subscribers, fn)
+	if cur := c.current.Load(); cur != nil {
+		fn(cur)
+	}
 }
 
 // New returns a Controller over st. Call Run to keep it current.
@@ -187,6 +202,9 @@ func (c *Controller) Refresh(ctx context.Context) error {
 		return fmt.Errorf("compile snapshot at revision %d: %w", rev, err)
 	}
 	c.current.Store(snap)
+	for _, fn := range c.subscribers {
+		fn(snap)
+	}
 	c.log.Debug("snapshot applied", "revision", rev, "routes", len(snap.Routes), "services", len(snap.Services))
 	return nil
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/gatehouse-gw/gatehouse/internal/config"
 	"github.com/gatehouse-gw/gatehouse/internal/registry"
+	"github.com/gatehouse-gw/gatehouse/internal/snapshot"
 	"github.com/gatehouse-gw/gatehouse/internal/store"
 	"github.com/gatehouse-gw/gatehouse/internal/store/boltstore"
 )
@@ -163,5 +164,26 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestOnPublishSeesEverySnapshotInOrder(t *testing.T) {
+	c, _ := newTestController(t)
+	ctx := context.Background()
+	if _, err := c.Update(ctx, func(cfg *config.Config) error { cfg.SetService(svc("a")); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	var got []int64
+	c.OnPublish(func(s *snapshot.Snapshot) { got = append(got, s.Revision) })
+	if len(got) != 1 || got[0] != c.AppliedRevision() {
+		t.Fatalf("OnPublish did not call back at once with the current snapshot: %v", got)
+	}
+	for _, name := range []string{"b", "c"} {
+		if _, err := c.Update(ctx, func(cfg *config.Config) error { cfg.SetService(svc(name)); return nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(got) != 3 || got[1] >= got[2] || got[2] != c.AppliedRevision() {
+		t.Errorf("published revisions = %v, want 3 increasing ending at %d", got, c.AppliedRevision())
 	}
 }
