@@ -4,6 +4,7 @@
 //	gatehouse apply -f FILE          replace the running configuration
 //	gatehouse get services|routes|instances
 //	gatehouse register --service S --address URL
+//	gatehouse keys create|list|show|revoke|delete
 //	gatehouse version
 package main
 
@@ -25,6 +26,8 @@ Usage:
   gatehouse apply -f FILE                       replace the configuration of a running gateway
   gatehouse get services|routes|instances|config [-o json]
   gatehouse register --service NAME --address URL [--ttl 30s] [--weight N]
+  gatehouse keys create [--name N] [--expires 720h] [--rate 100/1m] [--quota 10000/day] [--import-stdin] ...
+  gatehouse keys list | show ID | revoke ID | delete ID
   gatehouse version
 
 Client commands talk to the admin API at --admin (env GATEHOUSE_ADMIN,
@@ -53,6 +56,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = getCommand(rest, stdout, stderr)
 	case "register":
 		err = registerCommand(rest, stdout, stderr)
+	case "keys":
+		err = keysCommand(rest, stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintf(stdout, "gatehouse %s\n", version)
 	case "help", "--help", "-h":

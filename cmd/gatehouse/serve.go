@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/gatehouse-gw/gatehouse/internal/admin"
+	"github.com/gatehouse-gw/gatehouse/internal/apikey"
 	"github.com/gatehouse-gw/gatehouse/internal/config"
 	"github.com/gatehouse-gw/gatehouse/internal/controller"
 	"github.com/gatehouse-gw/gatehouse/internal/proxy"
@@ -70,6 +71,25 @@ func serve(ctx context.Context, s settings, stderr io.Writer) error {
 	}
 	defer st.Close()
 
+	// API keys: the Index is the data plane's view of them, the Manager
+	// (behind /keys) writes them and tells the Index of each write at once,
+	// so that a revoked key is refused from the next request on.
+	secret, secretSource, err := keySecret(s.keySecret, s.dataDir)
+	if err != nil {
+		return err
+	}
+	log.Info("api key secret loaded", "source", secretSource)
+	keyCfg := apikey.Config{Secret: secret}
+	// keys is enforced by the proxy: see the auth integration.
+	keys, err := apikey.NewIndex(st, keyCfg, log)
+	if err != nil {
+		return err
+	}
+	keyManager, err := apikey.NewManager(st, keys, keyCfg, log)
+	if err != nil {
+		return err
+	}
+
 	ctrl, err := controller.New(st, controller.Config{}, log)
 	if err != nil {
 		return err
@@ -97,6 +117,7 @@ func serve(ctx context.Context, s settings, stderr io.Writer) error {
 		Config:   ctrl,
 		Registry: refreshingRegistry{reg, ctrl},
 		Status:   status,
+		Keys:     keyManager,
 	}, admin.Config{AdminToken: s.adminToken, RegisterToken: s.registerToken, Version: version}, log)
 	if err != nil {
 		return err
@@ -122,6 +143,7 @@ func serve(ctx context.Context, s settings, stderr io.Writer) error {
 	defer cancelRun()
 	g, gctx := errgroup.WithContext(runCtx)
 	g.Go(func() error { return ctrl.Run(gctx) })
+	g.Go(func() error { return keys.Run(gctx) })
 	g.Go(func() error {
 		var err error
 		if tlsConfig != nil {

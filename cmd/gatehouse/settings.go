@@ -25,6 +25,7 @@ type settings struct {
 	logLevel      string
 	adminToken    string
 	registerToken string
+	keySecret     string
 }
 
 // env names, documented in the README's configuration reference.
@@ -41,6 +42,7 @@ const (
 	envAdminToken     = "GATEHOUSE_ADMIN_TOKEN"
 	envRegisterToken  = "GATEHOUSE_REGISTER_TOKEN"
 	envAdmin          = "GATEHOUSE_ADMIN"
+	envKeySecret      = "GATEHOUSE_KEY_SECRET"
 )
 
 // parseSettings reads serve's flags and environment. Every problem found is
@@ -78,6 +80,7 @@ func parseSettings(args []string, environ []string, stderr io.Writer) (settings,
 	}
 	s.adminToken = getenv(envAdminToken)
 	s.registerToken = getenv(envRegisterToken)
+	s.keySecret = getenv(envKeySecret)
 
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
@@ -132,6 +135,9 @@ func parseSettings(args []string, environ []string, stderr io.Writer) (settings,
 	}
 	if s.dataDir == "" {
 		bad("--data-dir (%s) is empty", envDataDir)
+	}
+	if err := checkKeySecretEnv(s.keySecret); err != nil {
+		errs = append(errs, err)
 	}
 	if len(errs) > 0 {
 		return s, fmt.Errorf("cannot start:\n  %w", joinLines(errs))

@@ -56,7 +56,8 @@ type Status interface {
 	AppliedRevision() int64
 }
 
-// Deps are the collaborators the admin API serves from. All are required.
+// Deps are the collaborators the admin API serves from. All are required
+// unless their comment says otherwise.
 type Deps struct {
 	// Config backs /config, /services and /routes.
 	Config ConfigStore
@@ -64,6 +65,8 @@ type Deps struct {
 	Registry Registry
 	// Status backs /readyz and /status.
 	Status Status
+	// Keys backs /keys. It is optional: when nil, /keys answers 501.
+	Keys Keys
 }
 
 // Config holds the admin API's settings. The zero value serves every
@@ -178,6 +181,8 @@ func (h *Handler) routes() {
 	h.handle("POST /register/{id}/heartbeat", registerOrAdmin, h.heartbeat)
 	h.handle("PUT /register/{id}", registerOrAdmin, h.heartbeat)
 	h.handle("DELETE /register/{id}", registerOrAdmin, h.deregister)
+
+	h.keyRoutes()
 }
 
 // handle registers fn behind the authorization check for access.

@@ -59,8 +59,6 @@ func displayPrefix(key string, alg HashAlg) string {
 	switch {
 	case alg == HashSHA256 && len(key) > len(GeneratedPrefix)+4:
 		return key[:len(GeneratedPrefix)+4]
-	case alg == HashHMACSHA256 && len(key) >= 10:
-		return key[:4]
 	}
 	return ""
 }

@@ -45,9 +45,9 @@ type Key struct {
 	// HashAlg says how Hash was computed.
 	HashAlg HashAlg `json:"hash_alg"`
 	// Prefix is the start of the clear key, so that people can tell keys
-	// apart: "gh_" and 4 characters for a generated key, the first 4
-	// characters of an imported key of at least 10 characters, and empty for
-	// shorter imported keys (whose start would give away too much of them).
+	// apart: "gh_" and 4 of its 43 random characters for a generated key;
+	// empty for imported keys, which may be low-entropy values chosen by a
+	// person, where any part shown would weaken them.
 	Prefix string `json:"prefix,omitempty"`
 	// CreatedAt is when the key was created or imported.
 	CreatedAt time.Time `json:"created_at"`
