@@ -136,7 +136,10 @@ func applyCommand(args []string, stdout, stderr io.Writer) error {
 }
 
 func getCommand(args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("get", "get services|routes|instances|config [-o table|json] [--admin URL]", stderr)
+	if len(args) > 0 && (args[0] == "replicas" || args[0] == "replica") {
+		return getReplicasCommand(args[1:], stdout, stderr)
+	}
+	fs := newFlagSet("get", "get services|routes|instances|replicas|config [-o table|json] [--admin URL]", stderr)
 	output := fs.String("o", "table", "output format: table or json")
 	admin := fs.String("admin", defaultAdmin(), "admin API URL (env "+envAdmin+")")
 	// Allow the resource before the flags ("get routes -o json").
@@ -168,7 +171,7 @@ func getCommand(args []string, stdout, stderr io.Writer) error {
 		what = "instances"
 	case "config":
 	default:
-		return usagef("get what? want services, routes, instances or config, got %q", what)
+		return usagef("get what? want services, routes, instances, replicas or config, got %q", what)
 	}
 	if err := c.do(ctx, http.MethodGet, "/"+what, "", nil, &raw); err != nil {
 		return fmt.Errorf("get %s: %w", what, err)

@@ -2,8 +2,9 @@
 //
 //	gatehouse serve [flags]          run the gateway (proxy + admin API)
 //	gatehouse apply -f FILE          replace the running configuration
-//	gatehouse get services|routes|instances
+//	gatehouse get services|routes|instances|replicas
 //	gatehouse register --service S --address URL
+//	gatehouse eject|restore --service S REPLICA_ID
 //	gatehouse keys create|list|show|revoke|delete
 //	gatehouse version
 package main
@@ -25,7 +26,10 @@ Usage:
   gatehouse serve [flags]                       run the gateway (proxy + admin API)
   gatehouse apply -f FILE                       replace the configuration of a running gateway
   gatehouse get services|routes|instances|config [-o json]
+  gatehouse get replicas [--service NAME] [-o json]
   gatehouse register --service NAME --address URL [--ttl 30s] [--weight N]
+  gatehouse eject --service NAME REPLICA_ID [--for 60s]
+  gatehouse restore --service NAME REPLICA_ID
   gatehouse keys create [--name N] [--expires 720h] [--rate 100/1m] [--quota 10000/day] [--import-stdin] ...
   gatehouse keys list | show ID | revoke ID | delete ID
   gatehouse version
@@ -49,13 +53,17 @@ func run(args []string, stdout, stderr io.Writer) int {
 	var err error
 	switch cmd, rest := args[0], args[1:]; cmd {
 	case "serve":
-		err = serveCommand(rest, stderr)
+		err = serveCommand(rest, stdout, stderr)
 	case "apply":
 		err = applyCommand(rest, stdout, stderr)
 	case "get":
 		err = getCommand(rest, stdout, stderr)
 	case "register":
 		err = registerCommand(rest, stdout, stderr)
+	case "eject":
+		err = ejectCommand(rest, stdout, stderr)
+	case "restore":
+		err = restoreCommand(rest, stdout, stderr)
 	case "keys":
 		err = keysCommand(rest, stdout, stderr)
 	case "version", "--version", "-v":

@@ -23,22 +23,25 @@ import (
 	"github.com/gatehouse-gw/gatehouse/internal/config"
 	"github.com/gatehouse-gw/gatehouse/internal/controller"
 	"github.com/gatehouse-gw/gatehouse/internal/proxy"
+	"github.com/gatehouse-gw/gatehouse/internal/ratelimit"
 	"github.com/gatehouse-gw/gatehouse/internal/registry"
 	"github.com/gatehouse-gw/gatehouse/internal/store/boltstore"
+	"github.com/gatehouse-gw/gatehouse/internal/telemetry"
 )
 
-func serveCommand(args []string, stderr io.Writer) error {
+func serveCommand(args []string, stdout, stderr io.Writer) error {
 	s, err := parseSettings(args, os.Environ(), stderr)
 	if err != nil {
 		return err
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
-	return serve(ctx, s, stderr)
+	return serve(ctx, s, stdout, stderr)
 }
 
-// serve runs the gateway until ctx ends, then drains and returns nil.
-func serve(ctx context.Context, s settings, stderr io.Writer) error {
+// serve runs the gateway until ctx ends, then drains and returns nil. The
+// access log goes to stdout, every other log line to stderr.
+func serve(ctx context.Context, s settings, stdout, stderr io.Writer) error {
 	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level(s.logLevel)}))
 
 	var initial *config.Config
@@ -65,11 +68,24 @@ func serve(ctx context.Context, s settings, stderr io.Writer) error {
 		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
 
-	st, err := boltstore.Open(filepath.Join(s.dataDir, "gatehouse.db"), boltstore.Options{Logger: log})
+	// Observability: metrics (served on the admin listener's /metrics), the
+	// access log on stdout, and tracing (exporting only when an OTEL_*
+	// endpoint is set; trace context is propagated either way).
+	metrics := telemetry.NewMetrics()
+	accessLog := telemetry.NewAccessLog(stdout, s.accessLog)
+	tracing, err := telemetry.NewTracing(ctx, s.tracing, log)
+	if err != nil {
+		return err
+	}
+	// Flushed last, after the proxy drained (deferred calls run in reverse).
+	defer shutdownTracing(tracing, log)
+
+	bolt, err := boltstore.Open(filepath.Join(s.dataDir, "gatehouse.db"), boltstore.Options{Logger: log})
 	if err != nil {
 		return fmt.Errorf("open embedded store in --data-dir %s: %w", s.dataDir, err)
 	}
-	defer st.Close()
+	defer bolt.Close()
+	st := countingStore{Store: bolt, m: metrics}
 
 	// API keys: the Index is the data plane's view of them, the Manager
 	// (behind /keys) writes them and tells the Index of each write at once,
@@ -89,11 +105,28 @@ func serve(ctx context.Context, s settings, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	// Rate limits are counted in memory (Local, keys "key:<id>" and
+	// "route:<name>"); quotas too, flushed to the store every second and
+	// once more at shutdown, after the proxy drained.
+	limiter, err := ratelimit.NewLocal(ratelimit.LocalConfig{})
+	if err != nil {
+		return err
+	}
+	quotas, err := ratelimit.NewQuotas(st, ratelimit.QuotaConfig{}, log)
+	if err != nil {
+		return err
+	}
 
 	ctrl, err := controller.New(st, controller.Config{}, log)
 	if err != nil {
 		return err
 	}
+	ctrl.OnPublish(metricsOnPublish(metrics))
+	res, err := newResilience(st, log)
+	if err != nil {
+		return err
+	}
+	ctrl.OnPublish(res.follow)
 	if initial != nil {
 		rev, err := ctrl.Update(ctx, func(c *config.Config) error { *c = *initial; return nil })
 		if err != nil {
@@ -105,7 +138,7 @@ func serve(ctx context.Context, s settings, stderr io.Writer) error {
 		return fmt.Errorf("load stored configuration: %w", err)
 	}
 
-	px, err := proxy.New(ctrl, proxy.Config{TrustedProxies: s.trusted}, log)
+	px, err := proxy.New(ctrl, proxy.Deps{Breakers: res.breakers, Budgets: res.budgets}, proxy.Config{TrustedProxies: s.trusted}, log)
 	if err != nil {
 		return err
 	}
@@ -118,7 +151,14 @@ func serve(ctx context.Context, s settings, stderr io.Writer) error {
 		Registry: refreshingRegistry{reg, ctrl},
 		Status:   status,
 		Keys:     keyManager,
-	}, admin.Config{AdminToken: s.adminToken, RegisterToken: s.registerToken, Version: version}, log)
+		Metrics:  metrics.Handler(),
+		Replicas: replicaAdmin{src: ctrl, rs: res, proxy: px},
+	}, admin.Config{
+		AdminToken: s.adminToken, RegisterToken: s.registerToken, Version: version,
+		// Scrapers rarely send a bearer token: /metrics is open when only
+		// this host can reach the admin listener.
+		PublicMetrics: isLoopbackAddr(s.adminListen),
+	}, log)
 	if err != nil {
 		return err
 	}
@@ -137,13 +177,20 @@ func serve(ctx context.Context, s settings, stderr io.Writer) error {
 
 	log.Info("gatehouse started", "version", version, "mode", "single-instance",
 		"proxy", proxyLn.Addr().String(), "admin", adminLn.Addr().String(), "tls", tlsConfig != nil,
-		"data_dir", s.dataDir, "revision", ctrl.AppliedRevision())
+		"data_dir", s.dataDir, "revision", ctrl.AppliedRevision(),
+		"access_log", accessLog.Enabled(), "tracing", tracing.Enabled())
 
 	runCtx, cancelRun := context.WithCancel(context.Background())
 	defer cancelRun()
 	g, gctx := errgroup.WithContext(runCtx)
 	g.Go(func() error { return ctrl.Run(gctx) })
 	g.Go(func() error { return keys.Run(gctx) })
+	g.Go(func() error { return limiter.Run(gctx) })
+	// gctx ends after the proxy drained (cancelRun below), so the final
+	// flush counts every request served.
+	g.Go(func() error { return quotas.Run(gctx) })
+	g.Go(func() error { return res.syncer.Run(gctx) })
+	g.Go(func() error { return res.checker.Run(gctx) })
 	g.Go(func() error {
 		var err error
 		if tlsConfig != nil {

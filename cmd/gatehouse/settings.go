@@ -7,8 +7,11 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
+
+	"github.com/gatehouse-gw/gatehouse/internal/telemetry"
 )
 
 // settings are the serve command's inputs, from flags with environment
@@ -26,6 +29,11 @@ type settings struct {
 	adminToken    string
 	registerToken string
 	keySecret     string
+	// accessLog turns the JSON access log on standard output on or off.
+	accessLog bool
+	// tracing is read from the standard OTEL_* variables; its zero value
+	// (no endpoint) exports nothing but still propagates trace context.
+	tracing telemetry.TracingConfig
 }
 
 // env names, documented in the README's configuration reference.
@@ -43,6 +51,7 @@ const (
 	envRegisterToken  = "GATEHOUSE_REGISTER_TOKEN"
 	envAdmin          = "GATEHOUSE_ADMIN"
 	envKeySecret      = "GATEHOUSE_KEY_SECRET"
+	envAccessLog      = "GATEHOUSE_ACCESS_LOG"
 )
 
 // parseSettings reads serve's flags and environment. Every problem found is
@@ -72,6 +81,8 @@ func parseSettings(args []string, environ []string, stderr io.Writer) (settings,
 	fs.StringVar(&trusted, "trusted-proxies", env(envTrustedProxies, ""), "comma-separated CIDRs whose X-Forwarded-* headers are trusted (env "+envTrustedProxies+")")
 	fs.StringVar(&drain, "drain-timeout", env(envDrainTimeout, "30s"), "how long SIGTERM waits for in-flight requests (env "+envDrainTimeout+")")
 	fs.StringVar(&s.logLevel, "log-level", env(envLogLevel, "info"), "debug, info, warn or error (env "+envLogLevel+")")
+	accessLog := boolFlag(env(envAccessLog, "true"))
+	fs.Var(&accessLog, "access-log", "write one JSON line per proxied request to standard output; --access-log=false turns it off (env "+envAccessLog+")")
 	if err := parseFlags(fs, args); err != nil {
 		return s, err
 	}
@@ -138,6 +149,16 @@ func parseSettings(args []string, environ []string, stderr io.Writer) (settings,
 	}
 	if err := checkKeySecretEnv(s.keySecret); err != nil {
 		errs = append(errs, err)
+	}
+	if on, err := strconv.ParseBool(string(accessLog)); err != nil {
+		bad("--access-log (%s) %q is not true or false", envAccessLog, string(accessLog))
+	} else {
+		s.accessLog = on
+	}
+	if tc, err := telemetry.TracingConfigFromEnv(getenv); err != nil {
+		errs = append(errs, err)
+	} else {
+		s.tracing = tc
 	}
 	if len(errs) > 0 {
 		return s, fmt.Errorf("cannot start:\n  %w", joinLines(errs))

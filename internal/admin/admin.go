@@ -67,6 +67,12 @@ type Deps struct {
 	Status Status
 	// Keys backs /keys. It is optional: when nil, /keys answers 501.
 	Keys Keys
+	// Metrics serves GET /metrics (the Prometheus exposition). It is
+	// optional: when nil, /metrics answers 501.
+	Metrics http.Handler
+	// Replicas backs /replicas. It is optional: when nil, /replicas
+	// answers 501.
+	Replicas Replicas
 }
 
 // Config holds the admin API's settings. The zero value serves every
@@ -74,7 +80,8 @@ type Deps struct {
 // loopback listener.
 type Config struct {
 	// AdminToken, when set, is required as "Authorization: Bearer <token>"
-	// on every endpoint except GET /healthz and GET /readyz.
+	// on every endpoint except GET /healthz and GET /readyz (and GET
+	// /metrics with PublicMetrics).
 	AdminToken string
 	// RegisterToken, when set, is accepted in place of AdminToken on the
 	// registration endpoints only (POST /register, heartbeats, DELETE
@@ -84,6 +91,11 @@ type Config struct {
 	RegisterToken string
 	// Version is reported by GET /status.
 	Version string
+	// PublicMetrics serves GET /metrics without the admin token, like
+	// /healthz, for scrapers that cannot send one. Set it only when the
+	// listener is reachable from trusted hosts alone (a loopback address):
+	// metrics name routes, services and replicas.
+	PublicMetrics bool
 }
 
 // Validate reports tokens that cannot be sent in an HTTP header. Tokens never
@@ -183,6 +195,8 @@ func (h *Handler) routes() {
 	h.handle("DELETE /register/{id}", registerOrAdmin, h.deregister)
 
 	h.keyRoutes()
+	h.metricsRoutes()
+	h.replicaRoutes()
 }
 
 // handle registers fn behind the authorization check for access.

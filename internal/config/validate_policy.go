@@ -58,8 +58,8 @@ func (v *validator) servicePolicies(p string, s Service) {
 		v.statuses(hp+".expected_statuses", hc.ExpectedStatuses)
 	}
 
-	if r := s.RetryBudget.Ratio; r < 0 || r > 10 {
-		v.addf(p+".retry_budget.ratio", "ratio %g must be between 0 and 10", r)
+	if r := s.RetryBudget.Ratio; r < 0 || r > 1 {
+		v.addf(p+".retry_budget.ratio", "ratio %g must be between 0 and 1", r)
 	}
 	if m := s.RetryBudget.MinPerSecond; m < 0 {
 		v.addf(p+".retry_budget.min_per_second", "min_per_second %g must not be negative", m)

@@ -6,7 +6,10 @@ import (
 	"net/http/httptest"
 	"sync/atomic"
 	"testing"
+	"time"
 
+	"github.com/gatehouse-gw/gatehouse/internal/balance"
+	"github.com/gatehouse-gw/gatehouse/internal/breaker"
 	"github.com/gatehouse-gw/gatehouse/internal/config"
 	"github.com/gatehouse-gw/gatehouse/internal/snapshot"
 )
@@ -31,17 +34,42 @@ func benchConfig(upstream string) config.Config {
 }
 
 // BenchmarkDecide measures the engine-free part of a request: route match
-// and replica pick. Budget: 0 allocations.
+// and replica pick through the breakers, for every balancing policy.
+// Budget: 0 allocations.
 func BenchmarkDecide(b *testing.B) {
-	snap := compile(b, benchConfig("http://127.0.0.1:1"), 1)
-	rr := NewRoundRobin()
-	req := snapshot.Request{Host: "api.example.com", Method: "GET", Path: "/api/v1/items/42", Header: http.Header{}}
-	b.ReportAllocs()
-	for b.Loop() {
-		d := decide(snap, req, rr)
-		if d.replica == nil {
-			b.Fatal("no replica")
-		}
+	for _, policy := range balance.PolicyNames() {
+		b.Run(policy, func(b *testing.B) {
+			c := benchConfig("http://127.0.0.1:1")
+			c.Services[0].Targets = append(c.Services[0].Targets, config.Target{URL: "http://127.0.0.2:1"})
+			c.Services[0].LoadBalancer.Policy = policy
+			if policy == balance.PolicyConsistentHash {
+				c.Services[0].LoadBalancer.HashOn = "header:X-User"
+			}
+			snap := compile(b, c, 1)
+			var src atomic.Pointer[snapshot.Snapshot]
+			src.Store(snap)
+			breakers := breaker.New(BreakerConfig, nil)
+			breakers.Sync(snap, time.Now())
+			p, err := New(&src, Deps{Breakers: breakers}, Config{}, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			r := httptest.NewRequest(http.MethodGet, "http://api.example.com/api/v1/items/42", nil)
+			r.Header.Set("X-User", "alice")
+			req := snapshot.Request{Host: r.Host, Method: r.Method, Path: r.URL.Path, Header: r.Header}
+			b.ReportAllocs()
+			for b.Loop() {
+				d := decide(snap, req)
+				x := p.getExchange(nil, r, d.match, req.Path)
+				if x.svc.Balancer.Policy == balance.PolicyConsistentHash {
+					x.key = p.hashKey(r, &x.svc.Balancer)
+				}
+				if p.pick(x, time.Now()) == nil {
+					b.Fatal("no replica")
+				}
+				p.putExchange(x)
+			}
+		})
 	}
 }
 
@@ -69,7 +97,9 @@ func BenchmarkServeHTTP(b *testing.B) {
 	defer up.Close()
 	var src atomic.Pointer[snapshot.Snapshot]
 	src.Store(compile(b, benchConfig(up.URL), 1))
-	p, err := New(&src, Config{}, nil)
+	breakers := breaker.New(BreakerConfig, nil)
+	breakers.Sync(src.Load(), time.Now())
+	p, err := New(&src, Deps{Breakers: breakers}, Config{}, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -100,7 +130,9 @@ func BenchmarkEndToEnd(b *testing.B) {
 	defer up.Close()
 	var src atomic.Pointer[snapshot.Snapshot]
 	src.Store(compile(b, benchConfig(up.URL), 1))
-	p, err := New(&src, Config{}, nil)
+	breakers := breaker.New(BreakerConfig, nil)
+	breakers.Sync(src.Load(), time.Now())
+	p, err := New(&src, Deps{Breakers: breakers}, Config{}, nil)
 	if err != nil {
 		b.Fatal(err)
 	}

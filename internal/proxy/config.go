@@ -18,9 +18,10 @@ const (
 
 // Config holds the tunables of a Proxy. The zero value is valid and useful:
 // no trusted proxies (client-sent X-Forwarded-* headers are replaced), the
-// Default* timeouts and pool sizes, no request body limit and the system
-// roots for https upstreams. The per-request upstream timeout is not here: it
-// is the route's Timeout in the snapshot.
+// Default* timeouts and pool sizes, no request body limit, the system roots
+// for https upstreams and the system clock. The per-request upstream
+// timeout and the retry policy are not here: they are the route's Timeout
+// and Retry in the snapshot.
 type Config struct {
 	// TrustedProxies are the networks whose X-Forwarded-For, -Proto and -Host
 	// headers are kept (For is appended to). A request from any other peer
@@ -44,6 +45,11 @@ type Config struct {
 	// UpstreamTLS is the TLS configuration for https upstreams (for example
 	// a private CA in RootCAs). Nil uses the system roots. It is cloned.
 	UpstreamTLS *tls.Config
+	// Now is the clock of circuit-breaker and retry-budget decisions
+	// (cool-downs, failure windows, budget windows); nil means the system
+	// clock. Timeouts, back-off and measured latencies always use the
+	// system clock.
+	Now func() time.Time
 }
 
 // Validate reports every invalid field of c.

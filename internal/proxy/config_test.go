@@ -41,7 +41,7 @@ func TestConfigValidate(t *testing.T) {
 					t.Errorf("Validate() = %q, want it to mention %q", err, w)
 				}
 			}
-			if _, err := New(nilSource{}, tt.cfg, nil); err == nil {
+			if _, err := New(nilSource{}, Deps{}, tt.cfg, nil); err == nil {
 				t.Errorf("New() with an invalid config: err = nil, want the validation error")
 			}
 		})

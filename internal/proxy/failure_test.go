@@ -220,3 +220,40 @@ func TestReplicaStatsOutcomes(t *testing.T) {
 		})
 	}
 }
+
+// TestSlowRequestBody has a client send part of a small body and stall: the
+// read-ahead for retries is bounded by the route timeout, answered 408, and
+// no replica is blamed or even asked.
+func TestSlowRequestBody(t *testing.T) {
+	up := startUpstream(t, "up", nil)
+	rt := route("s", "s", "/")
+	rt.Timeout = config.Duration(200 * time.Millisecond)
+	g := startGateway(t, Config{}, config.Config{
+		Services: []config.Service{service("s", up.URL)},
+		Routes:   []config.Route{rt},
+	})
+	conn, err := net.Dial("tcp", g.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+	start := time.Now()
+	if _, err := io.WriteString(conn, "PUT /upload HTTP/1.1\r\nHost: gw\r\nContent-Length: 100\r\n\r\n0123456789"); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("read response: %v", err)
+	}
+	checkError(t, resp, http.StatusRequestTimeout)
+	if elapsed := time.Since(start); elapsed > 5*time.Second {
+		t.Errorf("answered after %v, want about the 200ms route timeout", elapsed)
+	}
+	if n := up.hits.Load(); n != 0 {
+		t.Errorf("upstream got %d requests, want 0", n)
+	}
+	if st := g.status(t, "s", up.id()); st.ConsecutiveFailures != 0 || st.WindowRequests != 0 {
+		t.Errorf("breaker = %+v, want nothing recorded", st)
+	}
+}

@@ -5,107 +5,381 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"time"
 
+	"github.com/gatehouse-gw/gatehouse/internal/balance"
+	"github.com/gatehouse-gw/gatehouse/internal/breaker"
+	"github.com/gatehouse-gw/gatehouse/internal/retry"
 	"github.com/gatehouse-gw/gatehouse/internal/snapshot"
 )
 
-// exchange is the engine's view of one request being forwarded: the client
-// side, the route and the replica the pipeline chose, and its state. It
-// lives on the handler's stack.
+// exchange is the state of one request being forwarded: the client side,
+// the route, the replicas tried so far and the current attempt. One is taken
+// from a pool per request and put back when the handler returns: pickers
+// receive it as their balance.Health and the tried replicas as a slice of
+// its array, and an interface call would move a stack value to the heap.
 type exchange struct {
+	p     *Proxy
 	w     http.ResponseWriter
 	r     *http.Request
+	match snapshot.Match
+	path  string // r's escaped path, as routed
 	route *snapshot.Route
-	rep   *snapshot.Replica
-	st    *replicaState
+	svc   *snapshot.Service
+	group *breaker.Group // nil without breakers
+	key   uint64         // consistent-hash key; 0 for other policies
+	body  requestBody
+
+	// now is the breaker clock of the current pick, read by Available.
+	now    time.Time
+	tried  [maxTried]*snapshot.Replica
+	ntried int
+
+	// The replica of the current attempt, as set by pick.
+	rep *snapshot.Replica
+	st  *replicaState
+	br  *breaker.Breaker // nil when its breaker is unknown
+
+	attempts int // sent so far
+	status   int // sent to the client, or statusClientClosed
 }
 
-// logAttrs logs msg with the exchange's route and replica.
+func (p *Proxy) getExchange(w http.ResponseWriter, r *http.Request, m snapshot.Match, path string) *exchange {
+	x := p.exchanges.Get().(*exchange)
+	x.p, x.w, x.r, x.match, x.path = p, w, r, m, path
+	x.route, x.svc = m.Route, m.Route.Service
+	if p.breakers != nil {
+		x.group = p.breakers.For(x.svc.Name)
+	}
+	return x
+}
+
+// putExchange reports the request's outcome and recycles x. Nothing may
+// use x afterwards; the transport's goroutines never see it.
+func (p *Proxy) putExchange(x *exchange) {
+	if p.observe != nil {
+		o := Outcome{Route: x.route.Name, Service: x.svc.Name, Status: x.status, Attempts: x.attempts}
+		if x.rep != nil {
+			o.Replica = x.rep.ID
+		}
+		p.observe(x.r, o)
+	}
+	*x = exchange{}
+	p.exchanges.Put(x)
+}
+
+// logAttrs logs msg with the exchange's route and current replica.
 func (p *Proxy) logAttrs(ctx context.Context, x *exchange, level slog.Level, msg string, attrs ...slog.Attr) {
 	if !p.log.Enabled(ctx, level) {
 		return
 	}
-	attrs = append(attrs, slog.String("route", x.route.Name), slog.String("replica", x.rep.ID))
+	attrs = append(attrs, slog.String("route", x.route.Name))
+	if x.rep != nil {
+		attrs = append(attrs, slog.String("replica", x.rep.ID))
+	}
 	p.log.LogAttrs(ctx, level, msg, attrs...)
 }
 
-// forward sends r to the replica chosen in d and streams the response back.
-// path is r's escaped path, as routed.
-func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, path string, d *decision) {
-	route, rep := d.match.Route, d.replica
-	x := &exchange{w: w, r: r, route: route, rep: rep, st: p.states.state(rep.ID)}
-	x.st.inFlight.Add(1)
-	defer x.st.inFlight.Add(-1)
+// attempt is one try of a request on one replica.
+type attempt struct {
+	rep *snapshot.Replica
+	st  *replicaState
+	br  *breaker.Breaker
 
+	// ctx is the attempt's context: the request's, or a child of it ended
+	// by the per-try timeout, which cancel releases.
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+
+	resp    *http.Response // nil when err is set
+	err     error
+	done    time.Time     // when the response headers or the error came
+	latency time.Duration // until then
+}
+
+// end releases the attempt: its place in the replica's load, with the
+// latency to its response headers, and its context.
+func (a *attempt) end() {
+	a.st.load.End(a.latency)
+	if a.cancel != nil {
+		a.cancel(nil)
+	}
+}
+
+// verdict says what to do after an attempt failed.
+type verdict int
+
+const (
+	// answer: send the failed attempt's answer to the client.
+	answer verdict = iota
+	// again: another replica was picked; send the next attempt.
+	again
+	// abandoned: the request's context ended while waiting to retry.
+	abandoned
+)
+
+// forward sends x's request to replicas of its route's service until one
+// attempt's answer is to go to the client, and streams that answer back.
+// Each attempt goes to a replica not tried before by this request, chosen
+// by the service's policy and admitted by the replica's breaker. A failed
+// attempt is retried when the route's policy, the attempts left, the
+// request body, the service's retry budget and the time left all allow it;
+// otherwise its own answer (the upstream's response, or a 502/504) is the
+// client's.
+func (p *Proxy) forward(x *exchange) {
+	w, r, route, svc := x.w, x.r, x.route, x.svc
 	if p.cfg.MaxBodyBytes > 0 && r.ContentLength > p.cfg.MaxBodyBytes {
-		writeError(w, http.StatusRequestEntityTooLarge, "request body too large")
+		p.answer(x, http.StatusRequestEntityTooLarge, "request body too large")
 		return
 	}
 	// Only HTTP/1 connections can be hijacked for a protocol switch.
 	ws := r.ProtoMajor == 1 && isWebSocket(r.Header)
+	pol := retryPolicy(&route.Retry)
+	maxAttempts := min(pol.MaxAttempts(), maxTried)
+	if ws {
+		// The handshake is not retried: a 101 commits the connection,
+		// and failed handshakes are rare enough not to be worth a replay.
+		maxAttempts = 1
+	}
+	start := time.Now()
+	deadline := start.Add(route.Timeout)
+	resend := maxAttempts > 1 && (pol.RetryNonIdempotent || retry.Idempotent(r.Method))
+	var err error
+	if x.body, err = p.prepareBody(w, r, pol, resend, deadline); err != nil {
+		p.clientBodyFailed(r.Context(), x, err)
+		return
+	}
+	budget := p.budgets.For(svc.Name, budgetConfig(&svc.RetryBudget))
+	budget.Request(p.clock(start))
+	if svc.Balancer.Policy == balance.PolicyConsistentHash {
+		x.key = p.hashKey(r, &svc.Balancer)
+	}
+	if p.pick(x, p.clock(start)) == nil {
+		p.answer(x, http.StatusServiceUnavailable, errNoReplica)
+		return
+	}
 
-	// The route timeout bounds the exchange up to the response headers
-	// only, so that long streams (SSE, gRPC, downloads) are not cut. The
-	// timer is stopped once headers arrive; it starts a goroutine only if it
-	// fires.
+	// The route timeout bounds all attempts up to the response headers of
+	// the answer, so that long streams (SSE, gRPC, downloads) are not cut.
+	// The timer is stopped once those headers arrive; it starts a goroutine
+	// only if it fires.
 	ctx, cancel := context.WithCancelCause(r.Context())
 	defer cancel(nil)
-	timer := time.AfterFunc(route.Timeout, func() { cancel(errUpstreamTimeout) })
+	timer := time.AfterFunc(time.Until(deadline), func() { cancel(errUpstreamTimeout) })
+	defer timer.Stop()
 
-	out := r.WithContext(ctx) // shallow copy; every field the transport reads is set below
-	out.URL = upstreamURL(rep.URL, route.UpstreamPath(path, d.match), r.URL.RawQuery)
+	header := p.requestHeader(r, route, ws)
+	upath := route.UpstreamPath(x.path, x.match)
+	for {
+		a := p.send(ctx, x, header, upath, ws)
+		if a.err == nil && ctx.Err() != nil {
+			// The route timeout or the client ended the request as the
+			// headers arrived: the body is unusable.
+			a.resp.Body.Close()
+			a.resp, a.err = nil, context.Cause(ctx)
+		}
+		if a.err != nil {
+			status, kind, done := p.attemptFailed(ctx, x, &a)
+			if done {
+				return
+			}
+			switch p.next(ctx, x, pol, budget, kind, 0, deadline, maxAttempts) {
+			case again:
+				p.logAttrs(ctx, x, slog.LevelDebug, "retrying upstream request", slog.Int("attempt", x.attempts+1),
+					slog.String("failed_replica", a.rep.ID), slog.Any("error", a.err))
+				continue
+			case abandoned:
+				p.abandoned(ctx, x)
+				return
+			}
+			p.upstreamError(ctx, x, status, a.err)
+			return
+		}
+
+		resp := a.resp
+		if svc.Breaker.IsFailure(resp.StatusCode) {
+			p.failure(&a, a.done, resp.Status)
+		} else {
+			p.success(&a)
+		}
+		// Any status may be one the policy retries; next says.
+		switch p.next(ctx, x, pol, budget, retry.Status, resp.StatusCode, deadline, maxAttempts) {
+		case again:
+			p.logAttrs(ctx, x, slog.LevelDebug, "retrying upstream request", slog.Int("attempt", x.attempts+1),
+				slog.String("failed_replica", a.rep.ID), slog.Int("upstream_status", resp.StatusCode))
+			discard(resp)
+			a.end()
+			continue
+		case abandoned:
+			resp.Body.Close()
+			a.end()
+			p.abandoned(ctx, x)
+			return
+		}
+		if !timer.Stop() {
+			// The route timeout fired as this answer was chosen.
+			resp.Body.Close()
+			a.end()
+			p.upstreamError(ctx, x, http.StatusGatewayTimeout, errUpstreamTimeout)
+			return
+		}
+		if resp.StatusCode == http.StatusSwitchingProtocols {
+			p.switchProtocols(x, &a, ws)
+			return
+		}
+		p.respond(x, &a)
+		return
+	}
+}
+
+// send sends one attempt to x's current replica. header, upath and the
+// body are shared by all attempts; each attempt gets its own request.
+func (p *Proxy) send(ctx context.Context, x *exchange, header http.Header, upath string, ws bool) attempt {
+	a := attempt{rep: x.rep, st: x.st, br: x.br, ctx: ctx}
+	var perTry *time.Timer
+	if d := x.route.Retry.PerTryTimeout; d > 0 {
+		// Like the route timeout, it bounds the wait for headers only.
+		a.ctx, a.cancel = context.WithCancelCause(ctx)
+		cancel := a.cancel
+		perTry = time.AfterFunc(d, func() { cancel(errPerTryTimeout) })
+	}
+	r := x.r
+	out := r.WithContext(a.ctx) // shallow copy; every field the transport reads is set below
+	out.URL = upstreamURL(a.rep.URL, upath, r.URL.RawQuery)
 	out.Host = ""
-	if route.PreserveHost {
+	if x.route.PreserveHost {
 		out.Host = r.Host
 	}
 	out.RequestURI = ""
 	out.Close = false
-	out.Header = p.requestHeader(r, route, ws)
-	out.Body = nil
-	var body *clientBody
-	if r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 {
-		rc := r.Body
-		if p.cfg.MaxBodyBytes > 0 {
-			rc = http.MaxBytesReader(w, rc, p.cfg.MaxBodyBytes)
-		}
-		body = &clientBody{rc: rc}
-		out.Body = body
-	}
+	out.Header = header
+	out.Body, out.ContentLength = x.body.open(r)
 
 	t := p.h1
-	if route.Service.H2C && rep.URL.Scheme == "http" && !ws {
+	if x.svc.H2C && a.rep.URL.Scheme == "http" && !ws {
 		t = p.h2c
 	}
-	resp, err := t.RoundTrip(out)
-	if !timer.Stop() && err == nil {
-		// The timer fired as the headers arrived: the context is cancelled
-		// and the body unusable.
-		resp.Body.Close()
-		err = errUpstreamTimeout
+	x.attempts++
+	a.st.load.Begin()
+	start := time.Now()
+	a.resp, a.err = t.RoundTrip(out)
+	a.done = time.Now()
+	a.latency = a.done.Sub(start)
+	if perTry != nil && !perTry.Stop() && a.err == nil {
+		// The per-try timer fired as the headers arrived: the attempt's
+		// context is cancelled and the body unusable.
+		a.resp.Body.Close()
+		a.resp, a.err = nil, errPerTryTimeout
 	}
-	if err != nil {
-		p.roundTripFailed(ctx, x, body, err)
-		return
-	}
-
-	if resp.StatusCode == http.StatusSwitchingProtocols {
-		if !ws {
-			// The transport never returns a 101 we did not ask for, but an
-			// upstream could send one anyway.
-			resp.Body.Close()
-			p.upstreamFailed(ctx, x, http.StatusBadGateway, errors.New("unexpected 101 switching protocols"))
-			return
-		}
-		p.switchProtocols(x, resp)
-		return
-	}
-	p.respond(x, resp)
+	return a
 }
+
+// attemptFailed deals with an attempt that got no usable response. Failures
+// caused by the client (its body, its leaving) and the route timeout end
+// the request at once: done is true and the client has been answered.
+// Otherwise the failure is recorded against the replica, and status and
+// kind say how to answer it and whether it may be retried.
+func (p *Proxy) attemptFailed(ctx context.Context, x *exchange, a *attempt) (status int, kind retry.Failure, done bool) {
+	switch {
+	case x.body.failure(x.r.Context()) != nil:
+		a.end()
+		p.clientBodyFailed(ctx, x, x.body.failure(x.r.Context()))
+		return 0, 0, true
+	case errors.Is(context.Cause(ctx), errUpstreamTimeout):
+		p.failure(a, a.done, errUpstreamTimeout.Error())
+		a.end()
+		p.upstreamError(ctx, x, http.StatusGatewayTimeout, errUpstreamTimeout)
+		return 0, 0, true
+	case x.r.Context().Err() != nil:
+		a.end()
+		p.clientGone(ctx, x, a.err)
+		return 0, 0, true
+	}
+	status, kind, reason := http.StatusBadGateway, retry.Classify(a.err), ""
+	if errors.Is(a.err, errPerTryTimeout) || errors.Is(context.Cause(a.ctx), errPerTryTimeout) {
+		a.err, kind, reason = errPerTryTimeout, retry.Timeout, errPerTryTimeout.Error()
+	} else {
+		reason = a.err.Error()
+	}
+	if kind == retry.Timeout {
+		status = http.StatusGatewayTimeout
+	}
+	p.failure(a, a.done, reason)
+	a.end()
+	return status, kind, false
+}
+
+// next decides whether x gets another attempt after one that failed with
+// kind (and status, for retry.Status), and if so waits the back-off and
+// picks the replica. The checks, cheapest first: the route's policy, the
+// attempts left, a body that can be sent again, a replica not tried yet,
+// back-off ending before the route timeout, the service's retry budget.
+// It returns answer when the failed attempt's answer is the client's
+// (including when, after the back-off, no untried replica is admitted),
+// again when x's current replica is the next one, and abandoned when ctx
+// ended during the back-off.
+func (p *Proxy) next(ctx context.Context, x *exchange, pol retry.Policy, budget *retry.Budget, kind retry.Failure, status int, deadline time.Time, maxAttempts int) verdict {
+	if !pol.Retryable(x.r.Method, kind, status) || x.attempts >= maxAttempts ||
+		!x.body.resendable(kind) || !x.untried() || ctx.Err() != nil {
+		return answer
+	}
+	wait := pol.Backoff(x.attempts-1, rand.Uint64())
+	if time.Until(deadline) <= wait {
+		return answer
+	}
+	if !budget.TryRetry(p.clock(time.Now())) {
+		p.logAttrs(ctx, x, slog.LevelDebug, "retry budget spent; answering the failed attempt", slog.String("service", x.svc.Name))
+		return answer
+	}
+	if wait > 0 {
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return abandoned
+		}
+	}
+	if p.pick(x, p.clock(time.Now())) == nil {
+		return answer
+	}
+	return again
+}
+
+// success records a successful attempt against its replica.
+func (p *Proxy) success(a *attempt) {
+	a.st.successes.Add(1)
+	if a.br != nil {
+		a.br.Success(p.clock(a.done))
+	}
+}
+
+// failure records a failed attempt against its replica, at sys by the
+// system clock. reason is short and free of secrets: an error text or a
+// status line.
+func (p *Proxy) failure(a *attempt, sys time.Time, reason string) {
+	a.st.fail(reason, sys)
+	if a.br != nil {
+		a.br.Failure(p.clock(sys), reason)
+	}
+}
+
+// discard drains a bounded amount of a failed response's body, so that its
+// connection can be reused, and closes it.
+func discard(resp *http.Response) {
+	if n := resp.ContentLength; n > 0 && n <= maxDiscard {
+		_, _ = io.CopyN(io.Discard, resp.Body, n)
+	}
+	resp.Body.Close()
+}
+
+// maxDiscard is the largest failed response body read to keep its
+// connection; a longer one (or one of unknown length) is closed unread.
+const maxDiscard = 16 << 10
 
 // upstreamURL is the replica's scheme and host with path (escaped, as
 // received or rewritten) and the original raw query. Path is never decoded
@@ -120,7 +394,8 @@ func upstreamURL(base *url.URL, path, rawQuery string) *url.URL {
 	return u
 }
 
-// requestHeader builds the upstream request's header from r's.
+// requestHeader builds the upstream request's header from r's. Every
+// attempt sends it; nothing changes it once built.
 func (p *Proxy) requestHeader(r *http.Request, route *snapshot.Route, ws bool) http.Header {
 	h := make(http.Header, len(r.Header)+4)
 	copyEndToEnd(h, r.Header)
@@ -141,207 +416,4 @@ func (p *Proxy) requestHeader(r *http.Request, route *snapshot.Route, ws bool) h
 	}
 	applyOps(h, &route.RequestHeaders)
 	return h
-}
-
-// roundTripFailed answers a request whose upstream exchange failed before
-// response headers, telling apart the client's fault, the client leaving, a
-// timeout and an unreachable upstream. ctx is the upstream request's.
-func (p *Proxy) roundTripFailed(ctx context.Context, x *exchange, body *clientBody, err error) {
-	if berr := body.failure(x.r.Context()); berr != nil {
-		status, msg := http.StatusBadRequest, "incomplete or malformed request body"
-		if _, ok := errors.AsType[*http.MaxBytesError](berr); ok {
-			status, msg = http.StatusRequestEntityTooLarge, "request body too large"
-		}
-		p.logAttrs(ctx, x, slog.LevelDebug, "client request body failed",
-			slog.Int("status", status), slog.Any("error", berr))
-		writeError(x.w, status, msg)
-		return
-	}
-	switch {
-	case errors.Is(context.Cause(ctx), errUpstreamTimeout):
-		p.upstreamFailed(ctx, x, http.StatusGatewayTimeout, errUpstreamTimeout)
-	case x.r.Context().Err() != nil:
-		p.clientGone(ctx, x, err)
-	default:
-		p.upstreamFailed(ctx, x, http.StatusBadGateway, err)
-	}
-}
-
-// upstreamFailed records a failure of the replica and answers status.
-func (p *Proxy) upstreamFailed(ctx context.Context, x *exchange, status int, err error) {
-	x.st.fail(err.Error(), time.Now())
-	p.logAttrs(ctx, x, slog.LevelWarn, "upstream request failed",
-		slog.Int("status", status), slog.Any("error", err))
-	msg := "upstream unavailable"
-	if status == http.StatusGatewayTimeout {
-		msg = "upstream timeout"
-	}
-	writeError(x.w, status, msg)
-}
-
-// clientGone notes a request abandoned by its client. It is not an upstream
-// error: the replica is not blamed and nothing is sent.
-func (p *Proxy) clientGone(ctx context.Context, x *exchange, err error) {
-	p.logAttrs(ctx, x, slog.LevelDebug, "client went away",
-		slog.Int("status", statusClientClosed), slog.Any("error", err))
-}
-
-// respond copies resp to the client: headers, body (flushed as it arrives
-// when streaming) and trailers.
-func (p *Proxy) respond(x *exchange, resp *http.Response) {
-	defer resp.Body.Close()
-	w, ctx := x.w, x.r.Context()
-	h := w.Header()
-	copyEndToEnd(h, resp.Header)
-	applyOps(h, &x.route.ResponseHeaders)
-	// The transport removes the Trailer header and declares its keys in
-	// resp.Trailer instead; declare them again to the client.
-	announced := len(resp.Trailer)
-	if announced > 0 {
-		keys := make([]string, 0, announced)
-		for k := range resp.Trailer {
-			keys = append(keys, k)
-		}
-		h["Trailer"] = []string{strings.Join(keys, ", ")}
-	}
-	w.WriteHeader(resp.StatusCode)
-
-	// Unknown length (chunked, HTTP/2 streams such as gRPC) and SSE are
-	// streams: each read is flushed at once, as httputil does. Known
-	// lengths go through the server's buffer.
-	var rc *http.ResponseController
-	if resp.ContentLength == -1 || isEventStream(resp.Header) {
-		rc = http.NewResponseController(w)
-		_ = rc.Flush() // the client sees the headers before the first event
-	}
-	readErr, writeErr := p.copyBody(w, resp.Body, rc)
-	switch {
-	case writeErr != nil || (readErr != nil && ctx.Err() != nil):
-		x.st.successes.Add(1)
-		p.clientGone(ctx, x, errors.Join(writeErr, readErr))
-		return
-	case readErr != nil:
-		x.st.fail(readErr.Error(), time.Now())
-		p.logAttrs(ctx, x, slog.LevelWarn, "upstream response body failed", slog.Any("error", readErr))
-		// The status is sent: aborting is the only way left to tell the
-		// client the body is incomplete (golang.org/issue/23643). The
-		// server recovers this panic and resets the stream or connection.
-		panic(http.ErrAbortHandler)
-	}
-	if resp.StatusCode >= 500 {
-		x.st.fail(resp.Status, time.Now())
-	} else {
-		x.st.successes.Add(1)
-	}
-
-	resp.Body.Close() // fills resp.Trailer
-	if len(resp.Trailer) == 0 {
-		return
-	}
-	if rc == nil {
-		rc = http.NewResponseController(w)
-	}
-	// Flushing forces chunked encoding, so that HTTP/1 can carry trailers.
-	_ = rc.Flush()
-	if len(resp.Trailer) == announced {
-		for k, vv := range resp.Trailer {
-			h[k] = vv
-		}
-		return
-	}
-	// Some trailers were not declared (gRPC never declares grpc-status):
-	// send them all with the prefix net/http provides for that.
-	for k, vv := range resp.Trailer {
-		h[http.TrailerPrefix+k] = vv
-	}
-}
-
-func isEventStream(h http.Header) bool {
-	ct := h.Get("Content-Type")
-	mt, _, _ := strings.Cut(ct, ";")
-	return strings.EqualFold(strings.TrimSpace(mt), "text/event-stream")
-}
-
-// copyBody copies src to w through a pooled buffer, flushing after each
-// write when rc is not nil. It tells read errors (upstream) from write
-// errors (client).
-func (p *Proxy) copyBody(w io.Writer, src io.Reader, rc *http.ResponseController) (readErr, writeErr error) {
-	bp := p.bufs.Get().(*[]byte)
-	defer p.bufs.Put(bp)
-	buf := *bp
-	for {
-		n, err := src.Read(buf)
-		if n > 0 {
-			if _, werr := w.Write(buf[:n]); werr != nil {
-				return nil, werr
-			}
-			if rc != nil {
-				if werr := rc.Flush(); werr != nil {
-					return nil, werr
-				}
-			}
-		}
-		if err == io.EOF {
-			return nil, nil
-		}
-		if err != nil {
-			return err, nil
-		}
-	}
-}
-
-// clientBody wraps the client's request body on its way upstream. It
-// remembers how reading it went, so that a failure caused by the client's
-// body is answered 400 instead of being blamed on the upstream, which is all
-// the transport's error would say. Close does not close the client's body:
-// the transport may close early (on a dial error, say) and closing the
-// server's body then could block on a 100-continue client.
-type clientBody struct {
-	rc io.ReadCloser
-
-	mu      sync.Mutex // the transport reads from its own goroutine
-	reading bool       // a Read has started and EOF was not reached
-	eof     bool
-	err     error
-}
-
-// Read implements io.Reader.
-func (b *clientBody) Read(p []byte) (int, error) {
-	b.mu.Lock()
-	b.reading = true
-	b.mu.Unlock()
-	n, err := b.rc.Read(p)
-	if err != nil {
-		b.mu.Lock()
-		if err == io.EOF {
-			b.eof, b.reading = true, false
-		} else if b.err == nil {
-			b.err = err
-		}
-		b.mu.Unlock()
-	}
-	return n, err
-}
-
-// Close implements io.Closer without closing the client's body.
-func (b *clientBody) Close() error { return nil }
-
-// failure returns the error reading the client's body if the round trip
-// failed because of it, or nil. Besides a recorded read error, a body
-// still being read when the client's context ended counts: net/http cancels
-// the request context from inside the failing read, before the error
-// reaches this wrapper, so the transport may report the cancellation first.
-func (b *clientBody) failure(clientCtx context.Context) error {
-	if b == nil {
-		return nil
-	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.err != nil {
-		return b.err
-	}
-	if b.reading && !b.eof && clientCtx.Err() != nil {
-		return io.ErrUnexpectedEOF
-	}
-	return nil
 }

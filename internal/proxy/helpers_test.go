@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -14,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gatehouse-gw/gatehouse/internal/breaker"
 	"github.com/gatehouse-gw/gatehouse/internal/config"
 	"github.com/gatehouse-gw/gatehouse/internal/snapshot"
 )
@@ -38,22 +40,37 @@ func (l *logBuffer) String() string {
 }
 
 // gateway is a Proxy under test, served by NewServer on a real loopback
-// listener (HTTP/1.1 and h2c).
+// listener (HTTP/1.1 and h2c), with real breakers that follow its
+// snapshots as cmd/gatehouse wires them.
 type gateway struct {
-	proxy  *Proxy
-	snap   atomic.Pointer[snapshot.Snapshot]
-	addr   string
-	url    string
-	logs   *logBuffer
-	client *http.Client
+	proxy    *Proxy
+	snap     atomic.Pointer[snapshot.Snapshot]
+	breakers *breaker.Breakers
+	now      func() time.Time
+	addr     string
+	url      string
+	logs     *logBuffer
+	client   *http.Client
+
+	mu       sync.Mutex
+	outcomes []Outcome
 }
 
 func startGateway(t *testing.T, cfg Config, c config.Config) *gateway {
 	t.Helper()
-	g := &gateway{logs: &logBuffer{}}
-	g.snap.Store(compile(t, c, 1))
+	g := &gateway{logs: &logBuffer{}, now: cfg.Now}
+	if g.now == nil {
+		g.now = time.Now
+	}
 	log := slog.New(slog.NewTextHandler(g.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	p, err := New(&g.snap, cfg, log)
+	g.breakers = breaker.New(BreakerConfig, log)
+	g.swap(t, c, 1)
+	observe := func(_ *http.Request, o Outcome) {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		g.outcomes = append(g.outcomes, o)
+	}
+	p, err := New(&g.snap, Deps{Breakers: g.breakers, Observe: observe}, cfg, log)
 	if err != nil {
 		t.Fatalf("New() error = %v", err)
 	}
@@ -76,10 +93,41 @@ func startGateway(t *testing.T, cfg Config, c config.Config) *gateway {
 	return g
 }
 
-// swap publishes the snapshot compiled from c at rev.
+// swap publishes the snapshot compiled from c at rev, and has the breakers
+// follow it.
 func (g *gateway) swap(t *testing.T, c config.Config, rev int64) {
 	t.Helper()
-	g.snap.Store(compile(t, c, rev))
+	s := compile(t, c, rev)
+	g.snap.Store(s)
+	g.breakers.Sync(s, g.now())
+}
+
+// lastOutcome returns the outcome of the last request the proxy finished.
+// The proxy reports it as its handler returns, which may be just after the
+// client has read the response.
+func (g *gateway) outcome(t *testing.T, n int) Outcome {
+	t.Helper()
+	var o Outcome
+	eventually(t, fmt.Sprintf("%d outcomes", n), func() bool {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		if len(g.outcomes) < n {
+			return false
+		}
+		o = g.outcomes[n-1]
+		return true
+	})
+	return o
+}
+
+// status returns the breaker status of replica id of service.
+func (g *gateway) status(t *testing.T, service, id string) breaker.Status {
+	t.Helper()
+	st, ok := g.breakers.For(service).Statuses(g.now())[id]
+	if !ok {
+		t.Fatalf("no breaker for replica %s of service %s", id, service)
+	}
+	return st
 }
 
 func (g *gateway) get(t *testing.T, path string, header ...string) *http.Response {

@@ -73,7 +73,7 @@ func TestHTTP2OverTLS(t *testing.T) {
 		Services: []config.Service{service("s", up.URL)},
 		Routes:   []config.Route{route("s", "s", "/")},
 	}, 1))
-	p, err := New(&snap, Config{UpstreamTLS: &tls.Config{RootCAs: upPool}}, nil)
+	p, err := New(&snap, Deps{}, Config{UpstreamTLS: &tls.Config{RootCAs: upPool}}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,9 @@
 // Package proxy is Gatehouse's data plane: the per-request pipeline that
-// routes a request on the current snapshot and picks a replica, and the
-// net/http engine that forwards it and streams the answer back.
+// routes a request on the current snapshot, picks a replica by the
+// service's balancing policy, gates it through the replica's circuit
+// breaker and retries a failed attempt on another replica when that is
+// safe; and the net/http engine that forwards each attempt and streams the
+// chosen answer back.
 package proxy
 
 import (
@@ -11,6 +14,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gatehouse-gw/gatehouse/internal/breaker"
+	"github.com/gatehouse-gw/gatehouse/internal/retry"
 	"github.com/gatehouse-gw/gatehouse/internal/snapshot"
 )
 
@@ -21,6 +26,38 @@ type Source interface {
 	Load() *snapshot.Snapshot
 }
 
+// Deps are the Proxy's optional collaborators.
+type Deps struct {
+	// Breakers holds the circuit breakers of every service's replicas. The
+	// caller keeps it in step with the snapshots of the Source
+	// (Breakers.Sync on each one); a replica the breakers do not know yet
+	// is allowed. Nil means no passive health checking: every replica is
+	// always available.
+	Breakers *breaker.Breakers
+	// Budgets limits the retries of each service; nil means a Budgets of
+	// the Proxy's own.
+	Budgets *retry.Budgets
+	// Observe, if set, is called once per request when the proxy is done
+	// with it (the response sent, or abandoned by the client), on the
+	// request's goroutine. It must be quick and must not keep r.
+	Observe func(r *http.Request, o Outcome)
+}
+
+// Outcome is what became of one request, for access logs and metrics.
+type Outcome struct {
+	// Route and Service are the names of the matched route and its service;
+	// empty when no route matched.
+	Route, Service string
+	// Replica is the ID of the replica of the last attempt; empty when none
+	// was tried.
+	Replica string
+	// Status is the status sent to the client, or 499 when the client went
+	// away first.
+	Status int
+	// Attempts is the number of attempts sent upstream, retries included.
+	Attempts int
+}
+
 // bufSize is the size of the buffers responses are copied through; 32 KiB
 // is what io.Copy and httputil.ReverseProxy use.
 const bufSize = 32 << 10
@@ -29,15 +66,18 @@ var _ http.Handler = (*Proxy)(nil)
 
 // Proxy forwards requests to the replicas chosen by routing each request on
 // the snapshot from its Source. It is an http.Handler, safe for concurrent
-// use. Per-replica runtime state (in-flight count, outcome counters) and
-// round-robin positions live in the Proxy, keyed by replica ID and service
-// name, so they survive snapshot swaps.
+// use. Per-replica runtime state (load, outcome counters) and balancing
+// positions live in the Proxy, keyed by replica ID and service name, so they
+// survive snapshot swaps.
 type Proxy struct {
-	src    Source
-	cfg    Config
-	log    *slog.Logger
-	picker Picker
-	states replicaStates
+	src      Source
+	cfg      Config
+	log      *slog.Logger
+	breakers *breaker.Breakers // nil: no breakers
+	budgets  *retry.Budgets
+	observe  func(*http.Request, Outcome)
+	pickers  pickers
+	states   replicaStates
 
 	// h1 speaks HTTP/1.1 to plain-http replicas and negotiates HTTP/2 by
 	// ALPN with https ones; h2c speaks HTTP/2 with prior knowledge to
@@ -45,12 +85,14 @@ type Proxy struct {
 	h1  *http.Transport
 	h2c *http.Transport
 
-	bufs sync.Pool // *[]byte of bufSize
+	bufs      sync.Pool // *[]byte of bufSize
+	exchanges sync.Pool // *exchange
 }
 
-// New returns a Proxy serving the snapshots of src. cfg is validated and its
-// zero fields defaulted; a nil log discards logs.
-func New(src Source, cfg Config, log *slog.Logger) (*Proxy, error) {
+// New returns a Proxy serving the snapshots of src with the collaborators
+// in deps. cfg is validated and its zero fields defaulted; a nil log
+// discards logs.
+func New(src Source, deps Deps, cfg Config, log *slog.Logger) (*Proxy, error) {
 	if src == nil {
 		return nil, fmt.Errorf("new proxy: nil snapshot source")
 	}
@@ -61,18 +103,26 @@ func New(src Source, cfg Config, log *slog.Logger) (*Proxy, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	cfg = cfg.withDefaults()
+	budgets := deps.Budgets
+	if budgets == nil {
+		budgets = new(retry.Budgets)
+	}
 	p := &Proxy{
-		src:    src,
-		cfg:    cfg,
-		log:    log,
-		picker: NewRoundRobin(),
-		h1:     newTransport(cfg, false),
-		h2c:    newTransport(cfg, true),
+		src:      src,
+		cfg:      cfg,
+		log:      log,
+		breakers: deps.Breakers,
+		budgets:  budgets,
+		observe:  deps.Observe,
+		pickers:  newPickers(),
+		h1:       newTransport(cfg, false),
+		h2c:      newTransport(cfg, true),
 	}
 	p.bufs.New = func() any {
 		b := make([]byte, bufSize)
 		return &b
 	}
+	p.exchanges.New = func() any { return new(exchange) }
 	return p, nil
 }
 
@@ -118,32 +168,53 @@ func (p *Proxy) ReplicaStats(id string) (ReplicaStats, bool) {
 	return s.stats(), true
 }
 
-// pruner is the optional capability of a Picker to forget state about
-// services that left the configuration.
-type pruner interface {
-	Prune(keep *snapshot.Snapshot)
-}
-
 // ServeHTTP routes r on the current snapshot, loaded once, and forwards it
-// to the picked replica. Errors it answers itself are small JSON bodies
-// {"error": "...", "status": N}: 404 without a route, 503 without a replica,
-// 502 when the replica cannot be reached, 504 when the route's timeout
-// passes before the response headers, 400 or 413 for a bad request body.
-// Routing and picking do not allocate; see BenchmarkServeHTTP for the rest.
+// to replicas of the route's service, retrying as the route's policy allows.
+// Errors it answers itself are small JSON bodies {"error": "...",
+// "status": N}: 404 without a route, 503 without an available replica, 502
+// when the replica cannot be reached, 504 when the route's timeout passes
+// before response headers, 400 or 413 for a bad request body. Routing and
+// picking do not allocate; see BenchmarkServeHTTP for the rest.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	snap := p.src.Load()
 	if snap != nil && p.states.advance(snap) {
 		// Once per revision, on the first request that sees it: O(replicas).
-		p.states.prune(snap)
-		if pr, ok := p.picker.(pruner); ok {
-			pr.Prune(snap)
-		}
+		p.forget(snap)
 	}
 	path := r.URL.EscapedPath()
-	d := decide(snap, snapshot.Request{Host: r.Host, Method: r.Method, Path: path, Header: r.Header}, p.picker)
+	d := decide(snap, snapshot.Request{Host: r.Host, Method: r.Method, Path: path, Header: r.Header})
 	if d.status != 0 {
 		writeError(w, d.status, d.reason)
+		if p.observe != nil {
+			o := Outcome{Status: d.status}
+			if d.match.Route != nil {
+				o.Route, o.Service = d.match.Route.Name, d.match.Route.Service.Name
+			}
+			p.observe(r, o)
+		}
 		return
 	}
-	p.forward(w, r, path, &d)
+	x := p.getExchange(w, r, d.match, path)
+	defer p.putExchange(x)
+	p.forward(x)
+}
+
+// forget drops the state of replicas and services that are not in keep.
+func (p *Proxy) forget(keep *snapshot.Snapshot) {
+	p.states.prune(keep)
+	p.pickers.prune(keep)
+	p.budgets.Retain(func(service string) bool {
+		_, ok := keep.Services[service]
+		return ok
+	})
+}
+
+// clock returns the time of breaker and budget decisions: Config.Now's, or
+// sys, a reading of the system clock the caller took anyway (each reading
+// costs tens of nanoseconds, more on some virtual machines).
+func (p *Proxy) clock(sys time.Time) time.Time {
+	if p.cfg.Now != nil {
+		return p.cfg.Now()
+	}
+	return sys
 }

@@ -5,19 +5,22 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/gatehouse-gw/gatehouse/internal/balance"
 	"github.com/gatehouse-gw/gatehouse/internal/snapshot"
 )
 
 // ReplicaStats is a point-in-time copy of the runtime state of one replica.
 type ReplicaStats struct {
-	// InFlight is the number of requests (and spliced WebSocket
+	// InFlight is the number of attempts (and spliced WebSocket
 	// connections) currently being served by the replica.
 	InFlight int64
-	// Successes counts exchanges that ended with a response below 500.
+	// Successes counts attempts that ended with a status the service's
+	// breaker does not count as a failure.
 	Successes uint64
-	// Failures counts exchanges that failed on the upstream side: connect
-	// errors, timeouts, broken response bodies and 5xx responses. Requests
-	// that failed because of the client are not counted.
+	// Failures counts attempts that failed on the upstream side: connect
+	// errors, timeouts, broken response bodies and failure statuses (by
+	// default every 5xx). Attempts that failed because of the client are not
+	// counted.
 	Failures uint64
 	// LastError describes the most recent failure; empty if none.
 	LastError string
@@ -29,7 +32,8 @@ type ReplicaStats struct {
 // immutable snapshot, keyed by Replica.ID, so it survives snapshot swaps.
 // All fields are updated atomically; no lock is shared across requests.
 type replicaState struct {
-	inFlight  atomic.Int64
+	// load is what the balancing policies read (balance.Health.Load).
+	load      balance.Load
 	successes atomic.Uint64
 	failures  atomic.Uint64
 	lastErr   atomic.Pointer[replicaError]
@@ -47,7 +51,7 @@ func (s *replicaState) fail(msg string, at time.Time) {
 
 func (s *replicaState) stats() ReplicaStats {
 	st := ReplicaStats{
-		InFlight:  s.inFlight.Load(),
+		InFlight:  s.load.InFlight(),
 		Successes: s.successes.Load(),
 		Failures:  s.failures.Load(),
 	}

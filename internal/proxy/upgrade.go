@@ -6,19 +6,35 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"time"
 )
 
 // switchProtocols completes a WebSocket upgrade the upstream accepted with
-// 101: it hijacks the client connection, relays the 101 and splices the two
-// connections until either side ends, then closes both. This is the one
+// 101 in attempt a: it hijacks the client connection, relays the 101 and
+// splices the two connections until either side ends, then closes both.
+// The replica's load counts the connection until then. This is the one
 // place the proxy starts a goroutine per request: one direction is copied
-// by it, the other by the handler's goroutine.
-func (p *Proxy) switchProtocols(x *exchange, resp *http.Response) {
+// by it, the other by the handler's goroutine. ws says whether the client
+// asked for the upgrade.
+func (p *Proxy) switchProtocols(x *exchange, a *attempt, ws bool) {
+	defer a.end()
+	resp := a.resp
 	w, ctx := x.w, x.r.Context()
+	if !ws {
+		// The transport never returns a 101 we did not ask for, but an
+		// upstream could send one anyway.
+		resp.Body.Close()
+		err := errors.New("unexpected 101 switching protocols")
+		p.failure(a, time.Now(), err.Error())
+		p.upstreamError(ctx, x, http.StatusBadGateway, err)
+		return
+	}
 	backend, ok := resp.Body.(io.ReadWriteCloser)
 	if !ok || !hasToken(resp.Header["Upgrade"], "websocket") {
 		resp.Body.Close()
-		p.upstreamFailed(ctx, x, http.StatusBadGateway, errors.New("upstream switched to a protocol other than websocket"))
+		err := errors.New("upstream switched to a protocol other than websocket")
+		p.failure(a, time.Now(), err.Error())
+		p.upstreamError(ctx, x, http.StatusBadGateway, err)
 		return
 	}
 	defer backend.Close()
@@ -29,11 +45,11 @@ func (p *Proxy) switchProtocols(x *exchange, resp *http.Response) {
 		// over (a ResponseWriter without Hijack, or a dead connection).
 		p.logAttrs(ctx, x, slog.LevelError, "switch protocols failed",
 			slog.Any("error", fmt.Errorf("hijack client connection: %w", err)))
-		writeError(w, http.StatusBadGateway, "cannot switch protocols")
+		p.answer(x, http.StatusBadGateway, "cannot switch protocols")
 		return
 	}
 	defer conn.Close()
-	x.st.successes.Add(1)
+	x.status = http.StatusSwitchingProtocols
 
 	h := w.Header()
 	copyEndToEnd(h, resp.Header)
