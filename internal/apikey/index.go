@@ -305,10 +305,16 @@ func (x *Index) Apply(k Key) {
 // Remove drops the key with the given ID, if held. Put events for it that
 // are older than the newest revision the Index has applied are ignored
 // afterwards, so that a removal applied locally is not undone by the watch
-// catching up.
+// catching up. Removing an ID that is not held does nothing: either the
+// watch already applied the deletion, or this Index never saw the key, and
+// in both cases a tombstone would never be cleared (and, at a revision older
+// than the key's, would not suppress anything).
 func (x *Index) Remove(id string) {
 	x.wmu.Lock()
 	defer x.wmu.Unlock()
+	if x.byID[id] == nil {
+		return
+	}
 	x.removeLocked(id, x.maxRev)
 }
 

@@ -226,3 +226,26 @@ func TestTombstonesEndWithTheWatch(t *testing.T) {
 		return len(f.idx.gone) == 0
 	})
 }
+
+// TestRemoveAfterWatchLeavesNoTombstone: when the watch applies a deletion
+// before the local Remove runs, Remove must not leave a tombstone that
+// nothing would ever clear.
+func TestRemoveAfterWatchLeavesNoTombstone(t *testing.T) {
+	f := newFixture(t, false)
+	run(t, f.idx)
+	k, _, err := f.mgr.Create(t.Context(), Spec{})
+	if err != nil {
+		t.Fatalf("Create() error = %v", err)
+	}
+	waitFor(t, "the key through the watch", func() bool { return f.idx.Len() == 1 })
+	if err := f.mgr.Delete(t.Context(), k.ID); err != nil {
+		t.Fatalf("Delete() error = %v", err)
+	}
+	waitFor(t, "the deletion through the watch", func() bool { return f.idx.Len() == 0 })
+	f.idx.Remove(k.ID) // what a wired Manager does after its write
+	f.idx.wmu.Lock()
+	defer f.idx.wmu.Unlock()
+	if n := len(f.idx.gone); n != 0 {
+		t.Errorf("tombstones after Remove of a key the watch already deleted = %d, want 0", n)
+	}
+}
