@@ -6,6 +6,7 @@ import (
 	_ "github.com/coder/websocket"
 	_ "github.com/mccutchen/go-httpbin/v2/httpbin"
 	_ "github.com/prometheus/client_golang/prometheus"
+	_ "github.com/redis/go-redis/v9"
 	_ "github.com/prometheus/client_golang/prometheus/promhttp"
 	_ "go.etcd.io/bbolt"
 	_ "go.opentelemetry.io/otel"
