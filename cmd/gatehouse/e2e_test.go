@@ -49,6 +49,7 @@ type node struct {
 	proxy  string // http://host:port
 	admin  string
 	logs   *syncBuffer
+	stdout *syncBuffer // the access log
 	exited chan struct{}
 }
 
@@ -77,7 +78,8 @@ func startNode(t *testing.T, dataDir string, env []string, args ...string) *node
 	cmd.Env = append(cleanEnv(), env...)
 	pr, pw := io.Pipe()
 	cmd.Stderr = pw
-	n := &node{t: t, cmd: cmd, logs: &syncBuffer{}, exited: make(chan struct{})}
+	n := &node{t: t, cmd: cmd, logs: &syncBuffer{}, stdout: &syncBuffer{}, exited: make(chan struct{})}
+	cmd.Stdout = n.stdout
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start gatehouse: %v", err)
 	}

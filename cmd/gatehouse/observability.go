@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"sync"
 	"time"
 
+	"github.com/gatehouse-gw/gatehouse/internal/breaker"
 	"github.com/gatehouse-gw/gatehouse/internal/snapshot"
 	"github.com/gatehouse-gw/gatehouse/internal/store"
 	"github.com/gatehouse-gw/gatehouse/internal/telemetry"
@@ -38,21 +40,88 @@ func (b *boolFlag) Set(v string) error {
 // IsBoolFlag tells package flag that the flag needs no value.
 func (b *boolFlag) IsBoolFlag() bool { return true }
 
-// metricsOnPublish returns a controller subscriber (controller.OnPublish)
-// that keeps the metrics in step with the configuration: it records the
+// replicaStateInterval is how often gatehouse_replica_state is refreshed
+// from the breakers. The proxy sets it at once on the transitions it causes;
+// the refresh catches the others (a cool-down ending, health checks, an
+// operator's ejection, another instance's).
+const replicaStateInterval = 5 * time.Second
+
+// metricsFollower keeps the metrics in step with the configuration and the
+// breakers. publish, the controller's OnPublish subscriber, records the
 // revision applied and forgets the series of routes, services and replicas
-// that left it, so that the number of series follows the configuration
-// rather than its history. It runs on the publishing goroutine, one call at
-// a time (the controller serializes them), in O(routes + replicas).
-func metricsOnPublish(m *telemetry.Metrics) func(*snapshot.Snapshot) {
-	var prev *snapshot.Snapshot
-	return func(s *snapshot.Snapshot) {
-		m.ConfigRevision(s.Revision)
-		if prev != nil {
-			forgetRemoved(m, prev, s)
-		}
-		prev = s
+// that left the configuration, so that the number of series follows the
+// configuration rather than its history. Run copies every replica's breaker
+// state into gatehouse_replica_state periodically. mu orders the two, so
+// that a refresh cannot recreate the series of a replica just forgotten.
+type metricsFollower struct {
+	m        *telemetry.Metrics
+	src      interface{ Load() *snapshot.Snapshot }
+	breakers *breaker.Breakers
+
+	mu   sync.Mutex
+	prev *snapshot.Snapshot // guarded by mu
+}
+
+// publish runs on the controller's publishing goroutine, in O(routes +
+// replicas).
+func (f *metricsFollower) publish(s *snapshot.Snapshot) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.m.ConfigRevision(s.Revision)
+	if f.prev != nil {
+		forgetRemoved(f.m, f.prev, s)
 	}
+	f.prev = s
+}
+
+// Run refreshes the replica states every replicaStateInterval until ctx
+// ends; then it returns nil.
+func (f *metricsFollower) Run(ctx context.Context) error {
+	t := time.NewTicker(replicaStateInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case now := <-t.C:
+			f.refresh(now)
+		}
+	}
+}
+
+// refresh sets gatehouse_replica_state of every replica of the current
+// snapshot from its breaker.
+func (f *metricsFollower) refresh(now time.Time) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	snap := f.src.Load()
+	if snap == nil {
+		return
+	}
+	for name, svc := range snap.Services {
+		g := f.breakers.For(name)
+		if g == nil {
+			continue
+		}
+		statuses := g.Statuses(now)
+		for _, rep := range svc.Replicas {
+			f.m.ReplicaState(name, rep.ID, replicaState(statuses[rep.ID].State))
+		}
+	}
+}
+
+// replicaState is the gauge value of a breaker state; an unknown replica is
+// healthy (its breaker admits it).
+func replicaState(s string) int {
+	switch s {
+	case breaker.StateEjected:
+		return telemetry.ReplicaEjected
+	case breaker.StateProbing:
+		return telemetry.ReplicaProbing
+	case breaker.StateUnhealthy:
+		return telemetry.ReplicaUnhealthy
+	}
+	return telemetry.ReplicaHealthy
 }
 
 // forgetRemoved forgets in m what is in prev but not in next.

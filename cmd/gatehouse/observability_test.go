@@ -5,9 +5,13 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
+	"github.com/gatehouse-gw/gatehouse/internal/breaker"
 	"github.com/gatehouse-gw/gatehouse/internal/config"
+	"github.com/gatehouse-gw/gatehouse/internal/proxy"
 	"github.com/gatehouse-gw/gatehouse/internal/snapshot"
 	"github.com/gatehouse-gw/gatehouse/internal/store/boltstore"
 	"github.com/gatehouse-gw/gatehouse/internal/telemetry"
@@ -124,7 +128,7 @@ func TestMetricsOnPublish(t *testing.T) {
 		return s
 	}
 	m := telemetry.NewMetrics()
-	publish := metricsOnPublish(m)
+	publish := (&metricsFollower{m: m}).publish
 	publish(compile(3, config.Config{
 		Services: []config.Service{svc("a", "http://127.0.0.1:1", "http://127.0.0.1:2"), svc("b", "http://127.0.0.1:3")},
 		Routes:   []config.Route{{Name: "ra", Service: "a"}, {Name: "rb", Service: "b", Paths: []string{"/b"}}},
@@ -183,6 +187,40 @@ func TestCountingStore(t *testing.T) {
 	}
 	got := scrape(t, m)
 	for _, want := range []string{`gatehouse_store_errors_total{op="incr"} 1`, `gatehouse_store_errors_total{op="get"} 1`} {
+		if !strings.Contains(got, want) {
+			t.Errorf("scrape lacks %s:\n%s", want, got)
+		}
+	}
+}
+
+func TestReplicaStateRefresh(t *testing.T) {
+	snap, err := snapshot.Compile(config.Config{
+		Services: []config.Service{{Name: "a", Targets: []config.Target{{URL: "http://127.0.0.1:1"}, {URL: "http://127.0.0.1:2"}, {URL: "http://127.0.0.1:3"}}}},
+		Routes:   []config.Route{{Name: "ra", Service: "a"}},
+	}, nil, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var src atomic.Pointer[snapshot.Snapshot]
+	src.Store(snap)
+	now := time.Now()
+	breakers := breaker.New(proxy.BreakerConfig, nil)
+	breakers.Sync(snap, now)
+	g := breakers.For("a")
+	if err := g.Eject("static:http://127.0.0.1:1", time.Minute, now); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.SetHealthy("static:http://127.0.0.1:2", false); err != nil {
+		t.Fatal(err)
+	}
+	m := telemetry.NewMetrics()
+	(&metricsFollower{m: m, src: &src, breakers: breakers}).refresh(now)
+	got := scrape(t, m)
+	for _, want := range []string{
+		`gatehouse_replica_state{replica="static:http://127.0.0.1:1",service="a"} 1`,
+		`gatehouse_replica_state{replica="static:http://127.0.0.1:2",service="a"} 3`,
+		`gatehouse_replica_state{replica="static:http://127.0.0.1:3",service="a"} 0`,
+	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("scrape lacks %s:\n%s", want, got)
 		}

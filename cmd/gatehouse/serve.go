@@ -96,7 +96,7 @@ func serve(ctx context.Context, s settings, stdout, stderr io.Writer) error {
 	}
 	log.Info("api key secret loaded", "source", secretSource)
 	keyCfg := apikey.Config{Secret: secret}
-	// keys is enforced by the proxy: see the auth integration.
+	// keys is checked by the proxy on the routes that require a key.
 	keys, err := apikey.NewIndex(st, keyCfg, log)
 	if err != nil {
 		return err
@@ -121,12 +121,13 @@ func serve(ctx context.Context, s settings, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	ctrl.OnPublish(metricsOnPublish(metrics))
 	res, err := newResilience(st, log)
 	if err != nil {
 		return err
 	}
 	ctrl.OnPublish(res.follow)
+	metricsFollow := &metricsFollower{m: metrics, src: ctrl, breakers: res.breakers}
+	ctrl.OnPublish(metricsFollow.publish)
 	if initial != nil {
 		rev, err := ctrl.Update(ctx, func(c *config.Config) error { *c = *initial; return nil })
 		if err != nil {
@@ -138,7 +139,11 @@ func serve(ctx context.Context, s settings, stdout, stderr io.Writer) error {
 		return fmt.Errorf("load stored configuration: %w", err)
 	}
 
-	px, err := proxy.New(ctrl, proxy.Deps{Breakers: res.breakers, Budgets: res.budgets}, proxy.Config{TrustedProxies: s.trusted}, log)
+	px, err := proxy.New(ctrl, proxy.Deps{
+		Breakers: res.breakers, Budgets: res.budgets,
+		Keys: keys, Limiter: limiter, Quotas: quotas,
+		Metrics: metrics, AccessLog: accessLog, Tracing: tracing,
+	}, proxy.Config{TrustedProxies: s.trusted}, log)
 	if err != nil {
 		return err
 	}
@@ -191,6 +196,7 @@ func serve(ctx context.Context, s settings, stdout, stderr io.Writer) error {
 	g.Go(func() error { return quotas.Run(gctx) })
 	g.Go(func() error { return res.syncer.Run(gctx) })
 	g.Go(func() error { return res.checker.Run(gctx) })
+	g.Go(func() error { return metricsFollow.Run(gctx) })
 	g.Go(func() error {
 		var err error
 		if tlsConfig != nil {

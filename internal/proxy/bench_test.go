@@ -8,10 +8,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gatehouse-gw/gatehouse/internal/apikey"
 	"github.com/gatehouse-gw/gatehouse/internal/balance"
 	"github.com/gatehouse-gw/gatehouse/internal/breaker"
 	"github.com/gatehouse-gw/gatehouse/internal/config"
 	"github.com/gatehouse-gw/gatehouse/internal/snapshot"
+	"github.com/gatehouse-gw/gatehouse/internal/telemetry"
 )
 
 // benchConfig has a handful of routes so that matching is not trivial.
@@ -152,6 +154,56 @@ func BenchmarkEndToEnd(b *testing.B) {
 		resp.Body.Close()
 		if resp.StatusCode != http.StatusOK {
 			b.Fatalf("status = %d", resp.StatusCode)
+		}
+	}
+}
+
+// BenchmarkServeHTTPKeyed is BenchmarkServeHTTP on a route that requires an
+// API key (sent as a bearer token) and has a rate limit, with a key that
+// has its own rate limit and quota, metrics and the access log on (to
+// io.Discard): the cost of the admission step and of the telemetry.
+func BenchmarkServeHTTPKeyed(b *testing.B) {
+	payload := []byte(`{"ok":true,"items":[1,2,3]}`)
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(payload)
+	}))
+	defer up.Close()
+	c := benchConfig(up.URL)
+	c.Routes[0].Auth = &config.Auth{APIKey: true}
+	c.Routes[0].RateLimit = &config.RateLimit{Requests: 1 << 30, Per: config.Duration(time.Hour)}
+	var src atomic.Pointer[snapshot.Snapshot]
+	src.Store(compile(b, c, 1))
+	f := newKeyFixture(b, nil)
+	_, key, err := f.mgr.Create(b.Context(), apikey.Spec{
+		RateLimit: &apikey.Limit{Requests: 1 << 30, Per: config.Duration(time.Hour)},
+		Quota:     &apikey.Quota{Requests: 1 << 40, Period: apikey.PeriodMonth},
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	breakers := breaker.New(BreakerConfig, nil)
+	breakers.Sync(src.Load(), time.Now())
+	deps := f.deps()
+	deps.Breakers, deps.Metrics, deps.AccessLog = breakers, telemetry.NewMetrics(), telemetry.NewAccessLog(io.Discard, true)
+	p, err := New(&src, deps, Config{}, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer p.Close()
+	req := httptest.NewRequest(http.MethodGet, "http://api.example.com/api/v1/items/42?x=1", nil)
+	req.RemoteAddr = "192.0.2.1:50000"
+	req.Header.Set("User-Agent", "bench")
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("Authorization", "Bearer "+key)
+	w := &discardWriter{h: make(http.Header)}
+	b.ReportAllocs()
+	for b.Loop() {
+		clear(w.h)
+		w.code = 0
+		p.ServeHTTP(w, req)
+		if w.code != http.StatusOK {
+			b.Fatalf("status = %d", w.code)
 		}
 	}
 }

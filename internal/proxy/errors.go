@@ -26,8 +26,9 @@ var (
 	errPerTryTimeout = errors.New("per-try timeout")
 )
 
-// writeError answers with a small JSON body {"error": msg, "status": status}.
-func writeError(w http.ResponseWriter, status int, msg string) {
+// writeError answers with a small JSON body {"error": msg, "status": status}
+// and returns the body's length.
+func writeError(w http.ResponseWriter, status int, msg string) int {
 	body, _ := json.Marshal(struct {
 		Error  string `json:"error"`
 		Status int    `json:"status"`
@@ -39,11 +40,15 @@ func writeError(w http.ResponseWriter, status int, msg string) {
 	h["Content-Length"] = []string{strconv.Itoa(len(body))}
 	w.WriteHeader(status)
 	_, _ = w.Write(body)
+	return len(body)
 }
 
-// answer sends the client an error the proxy decided on itself.
+// answer sends the client an error the proxy decided on itself, with the
+// RateLimit-* fields of the limits the request was counted against (with
+// Retry-After when one refused it).
 func (p *Proxy) answer(x *exchange, status int, msg string) {
 	x.status = status
+	writeLimitHeaders(x.w.Header(), &x.ad)
 	writeError(x.w, status, msg)
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/gatehouse-gw/gatehouse/internal/breaker"
 	"github.com/gatehouse-gw/gatehouse/internal/retry"
 	"github.com/gatehouse-gw/gatehouse/internal/snapshot"
+	"github.com/gatehouse-gw/gatehouse/internal/telemetry"
 )
 
 // exchange is the state of one request being forwarded: the client side,
@@ -24,7 +25,8 @@ import (
 // its array, and an interface call would move a stack value to the heap.
 type exchange struct {
 	p     *Proxy
-	w     http.ResponseWriter
+	w     http.ResponseWriter // &cw
+	cw    countingWriter      // the client's writer, counting body bytes
 	r     *http.Request
 	match snapshot.Match
 	path  string // r's escaped path, as routed
@@ -46,11 +48,17 @@ type exchange struct {
 
 	attempts int // sent so far
 	status   int // sent to the client, or statusClientClosed
+
+	start time.Time      // when the request arrived
+	span  telemetry.Span // the request's trace span
+	ad    admission      // the admission step's outcome
+	query string         // the upstream raw query: the client's, minus an API key
 }
 
 func (p *Proxy) getExchange(w http.ResponseWriter, r *http.Request, m snapshot.Match, path string) *exchange {
 	x := p.exchanges.Get().(*exchange)
-	x.p, x.w, x.r, x.match, x.path = p, w, r, m, path
+	x.cw.ResponseWriter = w
+	x.p, x.w, x.r, x.match, x.path = p, &x.cw, r, m, path
 	x.route, x.svc = m.Route, m.Route.Service
 	if p.breakers != nil {
 		x.group = p.breakers.For(x.svc.Name)
@@ -61,13 +69,21 @@ func (p *Proxy) getExchange(w http.ResponseWriter, r *http.Request, m snapshot.M
 // putExchange reports the request's outcome and recycles x. Nothing may
 // use x afterwards; the transport's goroutines never see it.
 func (p *Proxy) putExchange(x *exchange) {
-	if p.observe != nil {
-		o := Outcome{Route: x.route.Name, Service: x.svc.Name, Status: x.status, Attempts: x.attempts}
-		if x.rep != nil {
-			o.Replica = x.rep.ID
-		}
-		p.observe(x.r, o)
+	f := finished{
+		start: x.start, span: x.span, path: x.path,
+		route: x.route.Name, service: x.svc.Name,
+		status: x.status, bytes: x.cw.n, attempts: x.attempts,
 	}
+	if x.rep != nil {
+		f.replica = x.rep.ID
+	}
+	if x.ad.entry != nil {
+		f.keyID = x.ad.entry.ID
+	}
+	if p.observe != nil {
+		p.observe(x.r, Outcome{Route: f.route, Service: f.service, Replica: f.replica, Status: f.status, Attempts: f.attempts})
+	}
+	p.report(x.r, &f)
 	*x = exchange{}
 	p.exchanges.Put(x)
 }
@@ -89,6 +105,7 @@ type attempt struct {
 	rep *snapshot.Replica
 	st  *replicaState
 	br  *breaker.Breaker
+	svc string // the service's name, for metrics
 
 	// ctx is the attempt's context: the request's, or a child of it ended
 	// by the per-try timeout, which cancel releases.
@@ -131,7 +148,8 @@ const (
 // otherwise its own answer (the upstream's response, or a 502/504) is the
 // client's.
 func (p *Proxy) forward(x *exchange) {
-	w, r, route, svc := x.w, x.r, x.route, x.svc
+	// The server's own writer: MaxBytesReader and read deadlines need it.
+	w, r, route, svc := x.cw.ResponseWriter, x.r, x.route, x.svc
 	if p.cfg.MaxBodyBytes > 0 && r.ContentLength > p.cfg.MaxBodyBytes {
 		p.answer(x, http.StatusRequestEntityTooLarge, "request body too large")
 		return
@@ -172,7 +190,15 @@ func (p *Proxy) forward(x *exchange) {
 	timer := time.AfterFunc(time.Until(deadline), func() { cancel(errUpstreamTimeout) })
 	defer timer.Stop()
 
-	header := p.requestHeader(r, route, ws)
+	header := p.requestHeader(r, route, x.ad.from, ws)
+	// The upstream joins the request's trace: a traceparent naming the
+	// gateway's span (only when tracing is enabled; else the client's, if
+	// any, was copied as it came).
+	p.tracing.Inject(r.Context(), header)
+	x.query = r.URL.RawQuery
+	if a := route.Auth; a != nil && a.Query != "" {
+		x.query = stripQuery(x.query, a.Query)
+	}
 	upath := route.UpstreamPath(x.path, x.match)
 	for {
 		a := p.send(ctx, x, header, upath, ws)
@@ -239,7 +265,7 @@ func (p *Proxy) forward(x *exchange) {
 // send sends one attempt to x's current replica. header, upath and the
 // body are shared by all attempts; each attempt gets its own request.
 func (p *Proxy) send(ctx context.Context, x *exchange, header http.Header, upath string, ws bool) attempt {
-	a := attempt{rep: x.rep, st: x.st, br: x.br, ctx: ctx}
+	a := attempt{rep: x.rep, st: x.st, br: x.br, ctx: ctx, svc: x.svc.Name}
 	var perTry *time.Timer
 	if d := x.route.Retry.PerTryTimeout; d > 0 {
 		// Like the route timeout, it bounds the wait for headers only.
@@ -249,7 +275,7 @@ func (p *Proxy) send(ctx context.Context, x *exchange, header http.Header, upath
 	}
 	r := x.r
 	out := r.WithContext(a.ctx) // shallow copy; every field the transport reads is set below
-	out.URL = upstreamURL(a.rep.URL, upath, r.URL.RawQuery)
+	out.URL = upstreamURL(a.rep.URL, upath, x.query)
 	out.Host = ""
 	if x.route.PreserveHost {
 		out.Host = r.Host
@@ -269,6 +295,9 @@ func (p *Proxy) send(ctx context.Context, x *exchange, header http.Header, upath
 	a.resp, a.err = t.RoundTrip(out)
 	a.done = time.Now()
 	a.latency = a.done.Sub(start)
+	if p.metrics != nil {
+		p.metrics.UpstreamAttempt(a.svc, a.err == nil && !x.svc.Breaker.IsFailure(a.resp.StatusCode))
+	}
 	if perTry != nil && !perTry.Stop() && a.err == nil {
 		// The per-try timer fired as the headers arrived: the attempt's
 		// context is cancelled and the body unusable.
@@ -333,6 +362,9 @@ func (p *Proxy) next(ctx context.Context, x *exchange, pol retry.Policy, budget 
 	}
 	if !budget.TryRetry(p.clock(time.Now())) {
 		p.logAttrs(ctx, x, slog.LevelDebug, "retry budget spent; answering the failed attempt", slog.String("service", x.svc.Name))
+		if p.metrics != nil {
+			p.metrics.RetryBudgetExhausted(x.svc.Name)
+		}
 		return answer
 	}
 	if wait > 0 {
@@ -347,6 +379,9 @@ func (p *Proxy) next(ctx context.Context, x *exchange, pol retry.Policy, budget 
 	if p.pick(x, p.clock(time.Now())) == nil {
 		return answer
 	}
+	if p.metrics != nil {
+		p.metrics.Retry(x.svc.Name, retryReason(kind))
+	}
 	return again
 }
 
@@ -354,7 +389,7 @@ func (p *Proxy) next(ctx context.Context, x *exchange, pol retry.Policy, budget 
 func (p *Proxy) success(a *attempt) {
 	a.st.successes.Add(1)
 	if a.br != nil {
-		a.br.Success(p.clock(a.done))
+		p.transition(a, a.br.Success(p.clock(a.done)))
 	}
 }
 
@@ -364,7 +399,7 @@ func (p *Proxy) success(a *attempt) {
 func (p *Proxy) failure(a *attempt, sys time.Time, reason string) {
 	a.st.fail(reason, sys)
 	if a.br != nil {
-		a.br.Failure(p.clock(sys), reason)
+		p.transition(a, a.br.Failure(p.clock(sys), reason))
 	}
 }
 
@@ -394,11 +429,20 @@ func upstreamURL(base *url.URL, path, rawQuery string) *url.URL {
 	return u
 }
 
-// requestHeader builds the upstream request's header from r's. Every
-// attempt sends it; nothing changes it once built.
-func (p *Proxy) requestHeader(r *http.Request, route *snapshot.Route, ws bool) http.Header {
+// requestHeader builds the upstream request's header from r's, without the
+// API key: the route's key header always, and Authorization when the key
+// came in it (from). Every attempt sends it; nothing changes it once built.
+func (p *Proxy) requestHeader(r *http.Request, route *snapshot.Route, from keySource, ws bool) http.Header {
 	h := make(http.Header, len(r.Header)+4)
 	copyEndToEnd(h, r.Header)
+	if a := route.Auth; a != nil {
+		if a.Header != "" {
+			delete(h, a.Header)
+		}
+		if from == keyAuthorization {
+			delete(h, "Authorization")
+		}
+	}
 	// gRPC requires "TE: trailers" end to end even though TE is hop-by-hop
 	// (golang.org/issue/21096).
 	if hasToken(r.Header["Te"], "trailers") {

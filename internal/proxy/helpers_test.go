@@ -58,6 +58,13 @@ type gateway struct {
 
 func startGateway(t *testing.T, cfg Config, c config.Config) *gateway {
 	t.Helper()
+	return startGatewayWith(t, cfg, c, Deps{})
+}
+
+// startGatewayWith is startGateway with more collaborators: deps' Breakers
+// and Observe are the gateway's own.
+func startGatewayWith(t *testing.T, cfg Config, c config.Config, deps Deps) *gateway {
+	t.Helper()
 	g := &gateway{logs: &logBuffer{}, now: cfg.Now}
 	if g.now == nil {
 		g.now = time.Now
@@ -70,7 +77,8 @@ func startGateway(t *testing.T, cfg Config, c config.Config) *gateway {
 		defer g.mu.Unlock()
 		g.outcomes = append(g.outcomes, o)
 	}
-	p, err := New(&g.snap, Deps{Breakers: g.breakers, Observe: observe}, cfg, log)
+	deps.Breakers, deps.Observe = g.breakers, observe
+	p, err := New(&g.snap, deps, cfg, log)
 	if err != nil {
 		t.Fatalf("New() error = %v", err)
 	}

@@ -15,8 +15,10 @@ import (
 	"time"
 
 	"github.com/gatehouse-gw/gatehouse/internal/breaker"
+	"github.com/gatehouse-gw/gatehouse/internal/ratelimit"
 	"github.com/gatehouse-gw/gatehouse/internal/retry"
 	"github.com/gatehouse-gw/gatehouse/internal/snapshot"
+	"github.com/gatehouse-gw/gatehouse/internal/telemetry"
 )
 
 // Source hands out the current snapshot; the proxy loads it once per request
@@ -41,6 +43,26 @@ type Deps struct {
 	// with it (the response sent, or abandoned by the client), on the
 	// request's goroutine. It must be quick and must not keep r.
 	Observe func(r *http.Request, o Outcome)
+
+	// Keys checks the API keys of routes that require one (snapshot.Route
+	// Auth). Nil refuses those routes with 503: a route that asks for a
+	// key is never served without one.
+	Keys KeyChecker
+	// Limiter enforces route and key rate limits, under the keys
+	// "route:<name>" and "key:<id>"; nil enforces none.
+	Limiter ratelimit.Limiter
+	// Quotas counts key quotas, under "key:<id>:day" or "key:<id>:month";
+	// nil enforces none.
+	Quotas QuotaCounter
+	// Metrics receives per-request, per-attempt, retry, breaker, auth and
+	// rate-limit metrics; nil records none.
+	Metrics *telemetry.Metrics
+	// AccessLog gets one entry per request; nil or disabled logs none.
+	AccessLog *telemetry.AccessLog
+	// Tracing starts a server span per request and propagates its context
+	// upstream; nil (or disabled) forwards the client's traceparent as it
+	// came.
+	Tracing *telemetry.Tracing
 }
 
 // Outcome is what became of one request, for access logs and metrics.
@@ -76,6 +98,10 @@ type Proxy struct {
 	breakers *breaker.Breakers // nil: no breakers
 	budgets  *retry.Budgets
 	observe  func(*http.Request, Outcome)
+	admit    admitter
+	metrics  *telemetry.Metrics   // nil: none
+	access   *telemetry.AccessLog // nil or disabled: none
+	tracing  *telemetry.Tracing   // nil or disabled: propagation only
 	pickers  pickers
 	states   replicaStates
 
@@ -114,6 +140,10 @@ func New(src Source, deps Deps, cfg Config, log *slog.Logger) (*Proxy, error) {
 		breakers: deps.Breakers,
 		budgets:  budgets,
 		observe:  deps.Observe,
+		admit:    admitter{keys: deps.Keys, limiter: deps.Limiter, quotas: deps.Quotas, log: log},
+		metrics:  deps.Metrics,
+		access:   deps.AccessLog,
+		tracing:  deps.Tracing,
 		pickers:  newPickers(),
 		h1:       newTransport(cfg, false),
 		h2c:      newTransport(cfg, true),
@@ -168,14 +198,25 @@ func (p *Proxy) ReplicaStats(id string) (ReplicaStats, bool) {
 	return s.stats(), true
 }
 
-// ServeHTTP routes r on the current snapshot, loaded once, and forwards it
-// to replicas of the route's service, retrying as the route's policy allows.
-// Errors it answers itself are small JSON bodies {"error": "...",
-// "status": N}: 404 without a route, 503 without an available replica, 502
+// ServeHTTP routes r on the current snapshot, loaded once, admits it (API
+// key, rate limits, quota; see admitter) and forwards it to replicas of the
+// route's service, retrying as the route's policy allows. Errors it answers
+// itself are small JSON bodies {"error": "...", "status": N}: 404 without a
+// route, 401 or 403 for a missing, bad or unauthorized API key, 429 over a
+// rate limit or quota, 503 without an available replica (or API keys), 502
 // when the replica cannot be reached, 504 when the route's timeout passes
 // before response headers, 400 or 413 for a bad request body. Routing and
 // picking do not allocate; see BenchmarkServeHTTP for the rest.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	if p.metrics != nil {
+		p.metrics.InFlight(1)
+		defer p.metrics.InFlight(-1)
+	}
+	ctx, span := p.tracing.Start(r.Context(), r)
+	if p.tracing.Enabled() {
+		r = r.WithContext(ctx)
+	}
 	snap := p.src.Load()
 	if snap != nil && p.states.advance(snap) {
 		// Once per revision, on the first request that sees it: O(replicas).
@@ -184,18 +225,23 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	path := r.URL.EscapedPath()
 	d := decide(snap, snapshot.Request{Host: r.Host, Method: r.Method, Path: path, Header: r.Header})
 	if d.status != 0 {
-		writeError(w, d.status, d.reason)
-		if p.observe != nil {
-			o := Outcome{Status: d.status}
-			if d.match.Route != nil {
-				o.Route, o.Service = d.match.Route.Name, d.match.Route.Service.Name
-			}
-			p.observe(r, o)
+		f := finished{start: start, span: span, path: path, status: d.status}
+		f.bytes = int64(writeError(w, d.status, d.reason))
+		if d.match.Route != nil {
+			f.route, f.service = d.match.Route.Name, d.match.Route.Service.Name
 		}
+		if p.observe != nil {
+			p.observe(r, Outcome{Route: f.route, Service: f.service, Status: d.status})
+		}
+		p.report(r, &f)
 		return
 	}
 	x := p.getExchange(w, r, d.match, path)
+	x.start, x.span = start, span
 	defer p.putExchange(x)
+	if !p.admitExchange(x) {
+		return
+	}
 	p.forward(x)
 }
 

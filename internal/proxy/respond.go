@@ -22,6 +22,7 @@ func (p *Proxy) respond(x *exchange, a *attempt) {
 	h := w.Header()
 	copyEndToEnd(h, resp.Header)
 	applyOps(h, &x.route.ResponseHeaders)
+	writeLimitHeaders(h, &x.ad)
 	// The transport removes the Trailer header and declares its keys in
 	// resp.Trailer instead; declare them again to the client.
 	announced := len(resp.Trailer)
