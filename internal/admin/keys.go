@@ -143,7 +143,7 @@ func keyError(err error) error {
 	case errors.As(err, &verr):
 		e := badRequest("the api key is invalid (%d %s); nothing was changed", len(verr), plural(len(verr), "problem", "problems"))
 		for _, fe := range verr {
-			e.body.Details = append(e.body.Details, detail{Path: fe.Field, Message: fe.Message})
+			e.body.Details = append(e.body.Details, detail{Path: fe.Path, Message: fe.Message})
 		}
 		return e
 	case errors.Is(err, apikey.ErrDuplicate):

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 	"unicode"
+
+	"github.com/gatehouse-gw/gatehouse/internal/config"
 )
 
 // Limits on what a Spec may hold, so that one record stays small and the
@@ -41,38 +43,17 @@ type Spec struct {
 	Metadata map[string]string `json:"metadata,omitempty"`
 }
 
-// FieldError is one problem with one field, named by its JSON path, e.g.
-// "quota.period" or "allowed_routes[2]".
-type FieldError struct {
-	Field   string
-	Message string
-}
-
-// Error returns "field: message".
-func (e FieldError) Error() string { return e.Field + ": " + e.Message }
-
 // ValidationError lists every problem found in a Spec (or an imported key
-// value), in field order. Its message has one problem per line. Nothing is
-// stored when it is returned.
-type ValidationError []FieldError
-
-// Error lists every problem, one per line.
-func (e ValidationError) Error() string {
-	var b strings.Builder
-	for i, fe := range e {
-		if i > 0 {
-			b.WriteByte('\n')
-		}
-		b.WriteString(fe.Error())
-	}
-	return b.String()
-}
+// value), in field order, as config's field errors (Path is the JSON path,
+// e.g. "quota.period" or "allowed_routes[2]"). Its message has one problem
+// per line. Nothing is stored when it is returned.
+type ValidationError = config.Errors
 
 // problems accumulates FieldErrors.
-type problems []FieldError
+type problems []config.FieldError
 
 func (p *problems) add(field, format string, args ...any) {
-	*p = append(*p, FieldError{Field: field, Message: fmt.Sprintf(format, args...)})
+	*p = append(*p, config.FieldError{Path: field, Message: fmt.Sprintf(format, args...)})
 }
 
 func (p problems) err() error {
