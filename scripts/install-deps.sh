@@ -1,20 +1,45 @@
 #!/usr/bin/env bash
-# Installs what the test suite needs when it is missing. Idempotent; safe to
-# run on a fresh Debian machine as root (or with sudo available).
+# Installs what the test suite needs when it is missing. Idempotent and quiet
+# when there is nothing to do; safe to run on a fresh Debian machine as root
+# (or with sudo available). Extra Debian package names may be passed as
+# arguments.
 set -euo pipefail
 
 need_apt=()
-# The single-instance suite needs only Go and the module proxy. Later modes
-# add their servers here (redis-server, redis-sentinel, postgresql, etcd-server,
-# haproxy) so that `make test` keeps working on a fresh machine.
+
+# need_cmd CMD PKG: install Debian package PKG when command CMD is missing.
+# The test helpers start these servers themselves, on free loopback ports;
+# whatever system service the package starts is not used.
+need_cmd() {
+	command -v "$1" >/dev/null 2>&1 || need_apt+=("$2")
+}
+
+# Later modes add their servers here (redis-sentinel, postgresql,
+# etcd-server, haproxy) so that `make test` keeps working on a fresh machine.
+need_cmd redis-server redis-server
+
 for pkg in "$@"; do
 	dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
+
 if ((${#need_apt[@]})); then
 	SUDO=""
-	[ "$(id -u)" -eq 0 ] || SUDO=sudo
-	$SUDO apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}"
+	if [ "$(id -u)" -ne 0 ]; then
+		command -v sudo >/dev/null || {
+			echo "install-deps: need root or sudo to install: ${need_apt[*]}" >&2
+			exit 1
+		}
+		SUDO=sudo
+	fi
+	echo "install-deps: installing ${need_apt[*]}" >&2
+	log=$(mktemp)
+	trap 'rm -f "$log"' EXIT
+	if ! { $SUDO apt-get update -qq &&
+		$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_apt[@]}"; } >"$log" 2>&1; then
+		cat "$log" >&2
+		echo "install-deps: apt-get failed installing ${need_apt[*]}" >&2
+		exit 1
+	fi
 fi
 
 command -v go >/dev/null || { echo "install-deps: Go is required (https://go.dev/dl/), not found on PATH" >&2; exit 1; }

@@ -1,0 +1,9 @@
+package redistest
+
+import "syscall"
+
+// procAttr makes the server die with the test binary, even when a test
+// panics or times out before the cleanup runs.
+func procAttr() *syscall.SysProcAttr {
+	return &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+}

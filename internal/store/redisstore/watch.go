@@ -1,0 +1,334 @@
+package redisstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/gatehouse-gw/gatehouse/internal/store"
+)
+
+// readBatch bounds the stream entries one read returns, for the replay
+// pages and the live reader alike.
+const readBatch = 1000
+
+// Watch streams changes under prefix after fromRevision; see store.Store.
+//
+// The events kept in the change stream after fromRevision are read (in
+// pages, each atomic with the store revision) before Watch returns; later
+// ones come from one reader per Store that follows the stream with XREAD
+// BLOCK and fans events out to every watch, so that a thousand watches cost
+// one blocked connection. Events are shared between watchers: do not modify
+// their values. A watcher that lets its channel fill up (Config.WatchBuffer)
+// has it closed. Watching from before the kept history (Config.History)
+// returns store.ErrCompacted.
+func (s *Store) Watch(ctx context.Context, prefix string, fromRevision int64) (<-chan store.Event, error) {
+	if err := s.check(ctx); err != nil {
+		return nil, err
+	}
+	if fromRevision < 0 {
+		return nil, fmt.Errorf("watch %q: revision %d is negative", prefix, fromRevision)
+	}
+	evs, seen, err := s.replay(ctx, prefix, fromRevision)
+	if err != nil {
+		return nil, fmt.Errorf("watch %q from %d: %w", prefix, fromRevision, err)
+	}
+	w := &watcher{
+		prefix: prefix,
+		last:   max(fromRevision, seen),
+		ch:     make(chan store.Event, len(evs)+s.cfg.WatchBuffer),
+	}
+	for _, ev := range evs {
+		w.ch <- ev // cannot block: the channel has room for the replay
+	}
+	for {
+		joined, err := s.hub.join(ctx, w, seen, s.readLoop)
+		if err != nil {
+			return nil, fmt.Errorf("watch %q from %d: %w", prefix, fromRevision, err)
+		}
+		if joined {
+			return w.ch, nil
+		}
+		// The reader has already fanned out events after seen: read them
+		// here before joining, or this watcher would miss them.
+		more, next, err := s.replay(ctx, prefix, seen)
+		if err != nil {
+			return nil, fmt.Errorf("watch %q from %d: %w", prefix, fromRevision, err)
+		}
+		for _, ev := range more {
+			if ev.KV.Revision <= w.last {
+				continue
+			}
+			select {
+			case w.ch <- ev:
+			default:
+				s.log.Warn("closing a watch that fell behind", "prefix", prefix, "buffer", cap(w.ch))
+				close(w.ch)
+				return w.ch, nil
+			}
+		}
+		seen, w.last = next, max(w.last, next)
+	}
+}
+
+// replay returns the events under prefix after `after` that the change
+// stream holds, and the store revision up to which it read: every event up
+// to it has been seen. It returns store.ErrCompacted if events after `after`
+// have been trimmed from the stream.
+func (s *Store) replay(ctx context.Context, prefix string, after int64) ([]store.Event, int64, error) {
+	var out []store.Event
+	for next := after; ; {
+		page, rev, err := s.history(ctx, next)
+		if err != nil {
+			return nil, 0, err
+		}
+		for _, ev := range page {
+			if strings.HasPrefix(ev.KV.Key, prefix) {
+				out = append(out, ev)
+			}
+			next = ev.KV.Revision
+		}
+		if len(page) < readBatch {
+			return out, rev, nil
+		}
+	}
+}
+
+// history reads up to readBatch change stream entries after revision after,
+// with the store revision, in one MULTI/EXEC. Every revision has its entry
+// (a script makes both), so a first entry other than after+1, or none while
+// the store is past after, means the stream was trimmed: store.ErrCompacted.
+func (s *Store) history(ctx context.Context, after int64) ([]store.Event, int64, error) {
+	var (
+		revCmd   *redis.StringCmd
+		rangeCmd *redis.XMessageSliceCmd
+	)
+	_, err := s.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		revCmd = p.Get(ctx, s.keys[0])
+		rangeCmd = p.XRangeN(ctx, s.keys[1], streamID(after+1), "+", readBatch)
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) { // Nil: no revision yet
+		return nil, 0, s.mapErr(ctx, err)
+	}
+	var rev int64
+	if text, err := revCmd.Result(); err == nil {
+		if rev, err = parseRevision(text); err != nil {
+			return nil, 0, fmt.Errorf("store revision: %w", err)
+		}
+	}
+	msgs, err := rangeCmd.Result()
+	if err != nil {
+		return nil, 0, s.mapErr(ctx, err)
+	}
+	evs := make([]store.Event, 0, len(msgs))
+	for _, m := range msgs {
+		ev, err := parseEvent(m)
+		if err != nil {
+			return nil, 0, err
+		}
+		evs = append(evs, ev)
+	}
+	if rev > after && (len(evs) == 0 || evs[0].KV.Revision != after+1) {
+		return nil, 0, store.ErrCompacted
+	}
+	return evs, rev, nil
+}
+
+// readLoop follows the change stream from the hub's position and publishes
+// what it reads, until Close. It is started by the first Watch.
+func (s *Store) readLoop() {
+	retry := time.NewTimer(s.cfg.PollInterval)
+	retry.Stop()
+	failing := false
+	for {
+		pos, ok := s.hub.position()
+		if !ok {
+			return
+		}
+		res, err := s.client.XRead(s.stopCtx, &redis.XReadArgs{
+			Streams: []string{s.keys[1], streamID(pos)},
+			Count:   readBatch,
+			Block:   s.cfg.BlockTimeout,
+		}).Result()
+		if err != nil && !errors.Is(err, redis.Nil) { // Nil: nothing new in BlockTimeout
+			if s.closed.Load() {
+				return
+			}
+			if !failing {
+				s.log.Warn("read change stream; retrying", "prefix", s.cfg.Prefix, "err", s.mapErr(s.stopCtx, err))
+				failing = true
+			}
+			retry.Reset(s.cfg.PollInterval)
+			select {
+			case <-s.stopCtx.Done():
+				return
+			case <-retry.C:
+			}
+			continue
+		}
+		if failing {
+			s.log.Info("reading change stream again", "prefix", s.cfg.Prefix)
+			failing = false
+		}
+		var evs []store.Event
+		for _, st := range res {
+			for _, m := range st.Messages {
+				ev, err := parseEvent(m)
+				if err != nil {
+					// Not written by a store: skipping it leaves a gap that
+					// publish reports to the watchers concerned.
+					s.log.Error("skip change stream entry", "prefix", s.cfg.Prefix, "id", m.ID, "err", err)
+					continue
+				}
+				evs = append(evs, ev)
+			}
+		}
+		s.hub.publish(evs)
+	}
+}
+
+// parseEvent decodes a change stream entry.
+func parseEvent(m redis.XMessage) (store.Event, error) {
+	rev, err := parseStreamID(m.ID)
+	if err != nil {
+		return store.Event{}, err
+	}
+	key, ok := m.Values["k"].(string)
+	if !ok {
+		return store.Event{}, fmt.Errorf("redis: change stream entry %s has no key", m.ID)
+	}
+	switch m.Values["t"] {
+	case "p":
+		v, _ := m.Values["v"].(string)
+		return store.Event{Type: store.EventPut, KV: store.KV{Key: key, Value: []byte(v), Revision: rev}}, nil
+	case "d":
+		return store.Event{Type: store.EventDelete, KV: store.KV{Key: key, Revision: rev}}, nil
+	default:
+		return store.Event{}, fmt.Errorf("redis: change stream entry %s has type %v, want p or d", m.ID, m.Values["t"])
+	}
+}
+
+// hub fans the events the reader reads out to the watchers. Everything it
+// does under its lock is in memory and non-blocking, so the reader never
+// waits for a watcher.
+type hub struct {
+	mu       sync.Mutex
+	pos      int64 // the reader has published every event up to this revision
+	running  bool  // the reader has been started
+	closed   bool
+	watchers map[*watcher]struct{}
+	log      *slog.Logger
+}
+
+type watcher struct {
+	prefix string
+	last   int64 // events up to this revision are replayed or not wanted
+	ch     chan store.Event
+	stop   func() bool // unregisters the context.AfterFunc
+}
+
+func newHub(log *slog.Logger) *hub {
+	return &hub{watchers: make(map[*watcher]struct{}), log: log}
+}
+
+// join registers w, which has seen every event up to seen, unless the
+// reader has published events after seen: then it returns false, and w must
+// read up to where the reader is before trying again. The first join starts
+// the reader (with go start()), from seen.
+func (h *hub) join(ctx context.Context, w *watcher, seen int64, start func()) (bool, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return false, store.ErrClosed
+	}
+	if !h.running {
+		h.running, h.pos = true, seen
+		go start()
+	}
+	if seen < h.pos {
+		return false, nil
+	}
+	h.watchers[w] = struct{}{}
+	w.stop = context.AfterFunc(ctx, func() { h.remove(w) })
+	return true, nil
+}
+
+// position returns the revision the reader should read after, or false
+// once the hub is closed.
+func (h *hub) position() (int64, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.pos, !h.closed
+}
+
+// publish delivers events read from the stream, in revision order.
+func (h *hub) publish(events []store.Event) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return
+	}
+	for _, ev := range events {
+		rev := ev.KV.Revision
+		if rev <= h.pos {
+			continue
+		}
+		if rev != h.pos+1 {
+			// Trimmed before the reader got to them (Redis was away, or
+			// History is small for the write rate).
+			h.log.Warn("change stream lost events; closing the watches that needed them",
+				"first_lost", h.pos+1, "last_lost", rev-1)
+			for w := range h.watchers {
+				if w.last < rev-1 {
+					h.drop(w)
+				}
+			}
+		}
+		h.pos = rev
+		for w := range h.watchers {
+			if rev <= w.last || !strings.HasPrefix(ev.KV.Key, w.prefix) {
+				continue
+			}
+			select {
+			case w.ch <- ev:
+			default:
+				h.log.Warn("closing a watch that fell behind", "prefix", w.prefix, "buffer", cap(w.ch))
+				h.drop(w)
+			}
+		}
+	}
+}
+
+// remove ends w if it is still registered.
+func (h *hub) remove(w *watcher) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if _, ok := h.watchers[w]; ok {
+		h.drop(w)
+	}
+}
+
+// close ends every watch and refuses new ones.
+func (h *hub) close() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.closed = true
+	for w := range h.watchers {
+		h.drop(w)
+	}
+}
+
+// drop unregisters w and closes its channel; h.mu must be held. The channel
+// keeps the events already in it for the consumer to drain.
+func (h *hub) drop(w *watcher) {
+	delete(h.watchers, w)
+	w.stop()
+	close(w.ch)
+}
