@@ -6,7 +6,6 @@ import (
 	"io"
 	"net"
 	"net/netip"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -96,9 +95,11 @@ func parseSettings(args []string, environ []string, stderr io.Writer) (settings,
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 
-	if synced := syncVariables(vars); len(synced) > 0 {
-		bad("%s set, but this build of gatehouse only runs in single-instance mode (synchronized modes are not implemented yet); unset %s to run single-instance",
-			strings.Join(synced, ", "), pluralIt(len(synced)))
+	if se, err := parseSyncEnv(vars); err != nil {
+		errs = append(errs, err)
+	} else if se != nil {
+		bad("synchronized mode %s (%s) is recognised and valid, but not implemented in this build of gatehouse yet; unset the SYNC_* variables to run single-instance",
+			se.Mode, se)
 	}
 	if _, _, err := net.SplitHostPort(s.listen); err != nil {
 		bad("--listen (%s) %q is not host:port: %v", envListen, s.listen, err)
@@ -164,25 +165,6 @@ func parseSettings(args []string, environ []string, stderr io.Writer) (settings,
 		return s, fmt.Errorf("cannot start:\n  %w", joinLines(errs))
 	}
 	return s, nil
-}
-
-// syncVariables lists the set variables that select a synchronized mode.
-func syncVariables(vars map[string]string) []string {
-	var names []string
-	for name := range vars {
-		if strings.HasPrefix(name, "SYNC_") || name == "ENABLE_CONSUL" {
-			names = append(names, name)
-		}
-	}
-	slices.Sort(names)
-	return names
-}
-
-func pluralIt(n int) string {
-	if n == 1 {
-		return "it"
-	}
-	return "them"
 }
 
 func isLoopbackAddr(hostport string) bool {
