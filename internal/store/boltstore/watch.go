@@ -8,37 +8,29 @@ import (
 	"sync"
 
 	"github.com/gatehouse-gw/gatehouse/internal/store"
+	"github.com/gatehouse-gw/gatehouse/internal/store/watchset"
 )
 
 // hub keeps the recent history of events and fans new ones out to watchers.
 // Everything it does under its lock is in memory and non-blocking, so a
 // writer publishing never waits for a watcher.
 type hub struct {
-	mu       sync.Mutex
-	history  ring  // events with revisions base+1, base+2, ... in order
-	base     int64 // history holds every event after this revision
-	watchers map[*watcher]struct{}
-	buffer   int
-	closed   bool
-	log      *slog.Logger
-}
-
-type watcher struct {
-	prefix string
-	from   int64
-	ch     chan store.Event
-	stop   func() bool // unregisters the context.AfterFunc
+	mu      sync.Mutex
+	history ring  // events with revisions base+1, base+2, ... in order
+	base    int64 // history holds every event after this revision
+	watches *watchset.Set
+	buffer  int
+	closed  bool
 }
 
 // newHub returns a hub for a store whose revision is rev. Nothing before rev
 // can be replayed: that history was not kept across the restart.
 func newHub(rev int64, history, buffer int, log *slog.Logger) *hub {
 	return &hub{
-		history:  ring{buf: make([]store.Event, history)},
-		base:     rev,
-		watchers: make(map[*watcher]struct{}),
-		buffer:   buffer,
-		log:      log,
+		history: ring{buf: make([]store.Event, history)},
+		base:    rev,
+		watches: watchset.New(log),
+		buffer:  buffer,
 	}
 }
 
@@ -59,13 +51,12 @@ func (h *hub) watch(ctx context.Context, prefix string, from int64) (<-chan stor
 			replay = append(replay, ev)
 		}
 	}
-	w := &watcher{prefix: prefix, from: from, ch: make(chan store.Event, len(replay)+h.buffer)}
+	w := watchset.NewWatch(prefix, from, len(replay)+h.buffer)
 	for _, ev := range replay {
-		w.ch <- ev // cannot block: the channel has room for the replay
+		w.Offer(ev) // cannot fail: the channel has room for the replay
 	}
-	h.watchers[w] = struct{}{}
-	w.stop = context.AfterFunc(ctx, func() { h.remove(w) })
-	return w.ch, nil
+	h.watches.Add(ctx, w, h.remove)
+	return w.C(), nil
 }
 
 // publish records events, which are in revision order, and delivers them.
@@ -79,27 +70,15 @@ func (h *hub) publish(events []store.Event) {
 		if dropped, ok := h.history.push(ev); ok {
 			h.base = dropped.KV.Revision
 		}
-		for w := range h.watchers {
-			if ev.KV.Revision <= w.from || !strings.HasPrefix(ev.KV.Key, w.prefix) {
-				continue
-			}
-			select {
-			case w.ch <- ev:
-			default:
-				h.log.Warn("closing a watch that fell behind", "prefix", w.prefix, "buffer", cap(w.ch))
-				h.drop(w)
-			}
-		}
+		h.watches.Deliver(ev)
 	}
 }
 
 // remove ends w if it is still registered.
-func (h *hub) remove(w *watcher) {
+func (h *hub) remove(w *watchset.Watch) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if _, ok := h.watchers[w]; ok {
-		h.drop(w)
-	}
+	h.watches.Remove(w)
 }
 
 // close ends every watch and refuses new ones.
@@ -107,17 +86,7 @@ func (h *hub) close() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.closed = true
-	for w := range h.watchers {
-		h.drop(w)
-	}
-}
-
-// drop unregisters w and closes its channel; h.mu must be held. The channel
-// keeps the events already in it for the consumer to drain.
-func (h *hub) drop(w *watcher) {
-	delete(h.watchers, w)
-	w.stop()
-	close(w.ch)
+	h.watches.Close()
 }
 
 // ring is a fixed-size FIFO of events.

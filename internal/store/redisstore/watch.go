@@ -12,6 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/gatehouse-gw/gatehouse/internal/store"
+	"github.com/gatehouse-gw/gatehouse/internal/store/watchset"
 )
 
 // readBatch bounds the stream entries one read returns, for the replay
@@ -39,13 +40,9 @@ func (s *Store) Watch(ctx context.Context, prefix string, fromRevision int64) (<
 	if err != nil {
 		return nil, fmt.Errorf("watch %q from %d: %w", prefix, fromRevision, err)
 	}
-	w := &watcher{
-		prefix: prefix,
-		last:   max(fromRevision, seen),
-		ch:     make(chan store.Event, len(evs)+s.cfg.WatchBuffer),
-	}
+	w := watchset.NewWatch(prefix, max(fromRevision, seen), len(evs)+s.cfg.WatchBuffer)
 	for _, ev := range evs {
-		w.ch <- ev // cannot block: the channel has room for the replay
+		w.Offer(ev) // cannot fail: the channel has room for the replay
 	}
 	for {
 		joined, err := s.hub.join(ctx, w, seen, s.readLoop)
@@ -53,7 +50,7 @@ func (s *Store) Watch(ctx context.Context, prefix string, fromRevision int64) (<
 			return nil, fmt.Errorf("watch %q from %d: %w", prefix, fromRevision, err)
 		}
 		if joined {
-			return w.ch, nil
+			return w.C(), nil
 		}
 		// The reader has already fanned out events after seen: read them
 		// here before joining, or this watcher would miss them.
@@ -62,18 +59,16 @@ func (s *Store) Watch(ctx context.Context, prefix string, fromRevision int64) (<
 			return nil, fmt.Errorf("watch %q from %d: %w", prefix, fromRevision, err)
 		}
 		for _, ev := range more {
-			if ev.KV.Revision <= w.last {
+			if ev.KV.Revision <= w.After {
 				continue
 			}
-			select {
-			case w.ch <- ev:
-			default:
-				s.log.Warn("closing a watch that fell behind", "prefix", prefix, "buffer", cap(w.ch))
-				close(w.ch)
-				return w.ch, nil
+			if !w.Offer(ev) {
+				s.log.Warn("closing a watch that fell behind", "prefix", prefix, "buffer", len(evs)+s.cfg.WatchBuffer)
+				w.Close()
+				return w.C(), nil
 			}
 		}
-		seen, w.last = next, max(w.last, next)
+		seen, w.After = next, max(w.After, next)
 	}
 }
 
@@ -219,30 +214,23 @@ func parseEvent(m redis.XMessage) (store.Event, error) {
 // does under its lock is in memory and non-blocking, so the reader never
 // waits for a watcher.
 type hub struct {
-	mu       sync.Mutex
-	pos      int64 // the reader has published every event up to this revision
-	running  bool  // the reader has been started
-	closed   bool
-	watchers map[*watcher]struct{}
-	log      *slog.Logger
-}
-
-type watcher struct {
-	prefix string
-	last   int64 // events up to this revision are replayed or not wanted
-	ch     chan store.Event
-	stop   func() bool // unregisters the context.AfterFunc
+	mu      sync.Mutex
+	pos     int64 // the reader has published every event up to this revision
+	running bool  // the reader has been started
+	closed  bool
+	watches *watchset.Set
+	log     *slog.Logger
 }
 
 func newHub(log *slog.Logger) *hub {
-	return &hub{watchers: make(map[*watcher]struct{}), log: log}
+	return &hub{watches: watchset.New(log), log: log}
 }
 
 // join registers w, which has seen every event up to seen, unless the
 // reader has published events after seen: then it returns false, and w must
 // read up to where the reader is before trying again. The first join starts
 // the reader (with go start()), from seen.
-func (h *hub) join(ctx context.Context, w *watcher, seen int64, start func()) (bool, error) {
+func (h *hub) join(ctx context.Context, w *watchset.Watch, seen int64, start func()) (bool, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed {
@@ -255,8 +243,7 @@ func (h *hub) join(ctx context.Context, w *watcher, seen int64, start func()) (b
 	if seen < h.pos {
 		return false, nil
 	}
-	h.watchers[w] = struct{}{}
-	w.stop = context.AfterFunc(ctx, func() { h.remove(w) })
+	h.watches.Add(ctx, w, h.remove)
 	return true, nil
 }
 
@@ -285,34 +272,18 @@ func (h *hub) publish(events []store.Event) {
 			// History is small for the write rate).
 			h.log.Warn("change stream lost events; closing the watches that needed them",
 				"first_lost", h.pos+1, "last_lost", rev-1)
-			for w := range h.watchers {
-				if w.last < rev-1 {
-					h.drop(w)
-				}
-			}
+			h.watches.DropIf(func(w *watchset.Watch) bool { return w.After < rev-1 })
 		}
 		h.pos = rev
-		for w := range h.watchers {
-			if rev <= w.last || !strings.HasPrefix(ev.KV.Key, w.prefix) {
-				continue
-			}
-			select {
-			case w.ch <- ev:
-			default:
-				h.log.Warn("closing a watch that fell behind", "prefix", w.prefix, "buffer", cap(w.ch))
-				h.drop(w)
-			}
-		}
+		h.watches.Deliver(ev)
 	}
 }
 
 // remove ends w if it is still registered.
-func (h *hub) remove(w *watcher) {
+func (h *hub) remove(w *watchset.Watch) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if _, ok := h.watchers[w]; ok {
-		h.drop(w)
-	}
+	h.watches.Remove(w)
 }
 
 // close ends every watch and refuses new ones.
@@ -320,15 +291,5 @@ func (h *hub) close() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.closed = true
-	for w := range h.watchers {
-		h.drop(w)
-	}
-}
-
-// drop unregisters w and closes its channel; h.mu must be held. The channel
-// keeps the events already in it for the consumer to drain.
-func (h *hub) drop(w *watcher) {
-	delete(h.watchers, w)
-	w.stop()
-	close(w.ch)
+	h.watches.Close()
 }
