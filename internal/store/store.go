@@ -7,6 +7,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -46,6 +47,19 @@ type PutOptions struct {
 	// TTL, when positive, makes the key a lease: it disappears (with a delete
 	// event) TTL after this write unless written again. Zero means no expiry.
 	TTL time.Duration
+}
+
+// Check reports a Put that no backend can carry out: an empty key or an
+// IfRevision below Absent. Backends call it first, so that every backend
+// rejects the same inputs with the same message.
+func (o PutOptions) Check(key string) error {
+	if key == "" {
+		return errors.New("put: key is empty")
+	}
+	if o.IfRevision < Absent {
+		return fmt.Errorf("put %q: IfRevision %d is invalid; use 0, store.Absent or a revision", key, o.IfRevision)
+	}
+	return nil
 }
 
 // EventType says whether an Event is a write or a removal.

@@ -17,11 +17,8 @@ func (s *Store) Put(ctx context.Context, key string, value []byte, opts store.Pu
 	if err := s.check(ctx); err != nil {
 		return 0, err
 	}
-	if key == "" {
-		return 0, errors.New("put: key is empty")
-	}
-	if opts.IfRevision < store.Absent {
-		return 0, fmt.Errorf("put %q: IfRevision %d is invalid; use 0, store.Absent or a revision", key, opts.IfRevision)
+	if err := opts.Check(key); err != nil {
+		return 0, err
 	}
 	rev, err := s.run(ctx, putScript, key, value, opts.IfRevision, ttlMillis(opts.TTL)).Int64()
 	switch {
