@@ -153,8 +153,8 @@ func getCommand(args []string, stdout, stderr io.Writer) error {
 	if what == "" && fs.NArg() > 0 {
 		what = fs.Arg(0)
 	}
-	if *output != "table" && *output != "json" {
-		return usagef("-o %q: want table or json", *output)
+	if err := checkOutput(*output, "table"); err != nil {
+		return err
 	}
 	c, err := newClient(*admin)
 	if err != nil {
@@ -177,13 +177,7 @@ func getCommand(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("get %s: %w", what, err)
 	}
 	if *output == "json" || what == "config" {
-		var buf bytes.Buffer
-		if err := json.Indent(&buf, raw, "", "  "); err != nil {
-			return err
-		}
-		buf.WriteByte('\n')
-		_, err := buf.WriteTo(stdout)
-		return err
+		return printJSON(stdout, raw)
 	}
 	return printTable(stdout, what, raw)
 }
@@ -295,5 +289,24 @@ func registerCommand(args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "registered %s at %s as %s (ttl %gs; renew with POST /register/%s/heartbeat)\n",
 		*service, *address, out.ID, out.TTL, out.ID)
+	return nil
+}
+
+// printJSON writes an admin API answer indented, for -o json.
+func printJSON(w io.Writer, raw json.RawMessage) error {
+	var buf bytes.Buffer
+	if err := json.Indent(&buf, raw, "", "  "); err != nil {
+		return err
+	}
+	buf.WriteByte('\n')
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+// checkOutput accepts -o text (the command's human format) or json.
+func checkOutput(output, text string) error {
+	if output != text && output != "json" {
+		return usagef("-o %q: want %s or json", output, text)
+	}
 	return nil
 }

@@ -349,23 +349,6 @@ func validKeyID(id string) bool {
 	return true
 }
 
-func checkOutput(output, text string) error {
-	if output != text && output != "json" {
-		return usagef("-o %q: want %s or json", output, text)
-	}
-	return nil
-}
-
-func printJSON(w io.Writer, raw json.RawMessage) error {
-	var buf bytes.Buffer
-	if err := json.Indent(&buf, raw, "", "  "); err != nil {
-		return err
-	}
-	buf.WriteByte('\n')
-	_, err := buf.WriteTo(w)
-	return err
-}
-
 func printKey(w io.Writer, k keyJSON, now time.Time) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	row := func(label, value string) { fmt.Fprintf(tw, "%s:\t%s\n", label, orDash(value)) }

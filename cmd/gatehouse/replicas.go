@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"flag"
@@ -38,8 +37,8 @@ func getReplicasCommand(args []string, stdout, stderr io.Writer) error {
 	if len(rest) > 0 {
 		return usagef("get replicas takes no arguments, got %q; use --service NAME", rest)
 	}
-	if *output != "table" && *output != "json" {
-		return usagef("-o %q: want table or json", *output)
+	if err := checkOutput(*output, "table"); err != nil {
+		return err
 	}
 	c, err := newClient(*admin)
 	if err != nil {
@@ -54,13 +53,7 @@ func getReplicasCommand(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("get replicas: %w", err)
 	}
 	if *output == "json" {
-		var buf bytes.Buffer
-		if err := json.Indent(&buf, raw, "", "  "); err != nil {
-			return err
-		}
-		buf.WriteByte('\n')
-		_, err := buf.WriteTo(stdout)
-		return err
+		return printJSON(stdout, raw)
 	}
 	var out struct {
 		Replicas []replica `json:"replicas"`
