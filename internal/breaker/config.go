@@ -4,18 +4,22 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/gatehouse-gw/gatehouse/internal/snapshot"
 )
 
-// Defaults applied to zero Config fields.
+// Defaults applied to zero Config fields: the same values the snapshot
+// compiler applies to a service's circuit_breaker settings (and the README
+// documents), defined once there.
 const (
-	DefaultConsecutiveFailures   = 5
-	DefaultFailureRatio          = 0.5
-	DefaultWindow                = 10 * time.Second
-	DefaultMinRequests           = 20
-	DefaultBaseEjection          = 30 * time.Second
-	DefaultMaxEjection           = 300 * time.Second
-	DefaultMaxEjectedPercent     = 50
-	DefaultPanicThresholdPercent = 50
+	DefaultConsecutiveFailures   = snapshot.DefaultConsecutiveFailures
+	DefaultFailureRatio          = snapshot.DefaultFailureRatio
+	DefaultWindow                = snapshot.DefaultBreakerWindow
+	DefaultMinRequests           = snapshot.DefaultMinRequests
+	DefaultBaseEjection          = snapshot.DefaultBaseEjection
+	DefaultMaxEjection           = snapshot.DefaultMaxEjection
+	DefaultMaxEjectedPercent     = snapshot.DefaultMaxEjectedPercent
+	DefaultPanicThresholdPercent = snapshot.DefaultPanicThresholdPercent
 	DefaultProbeTimeout          = 30 * time.Second
 )
 
