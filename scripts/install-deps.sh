@@ -14,9 +14,11 @@ need_cmd() {
 	command -v "$1" >/dev/null 2>&1 || need_apt+=("$2")
 }
 
-# Later modes add their servers here (redis-sentinel, postgresql,
-# etcd-server, haproxy) so that `make test` keeps working on a fresh machine.
+# Later modes add their servers here (postgresql, etcd-server) so that
+# `make test` keeps working on a fresh machine.
 need_cmd redis-server redis-server
+need_cmd redis-sentinel redis-sentinel
+need_cmd haproxy haproxy
 
 for pkg in "$@"; do
 	dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
@@ -44,3 +46,15 @@ fi
 
 command -v go >/dev/null || { echo "install-deps: Go is required (https://go.dev/dl/), not found on PATH" >&2; exit 1; }
 go mod download
+
+# Go-built servers the tests start, pinned, installed into $(go env GOPATH)/bin
+# (the test helpers look there as well as on PATH). MinIO publishes no
+# semver tags: the pin is a pseudo-version of its main branch. Building it
+# takes a few minutes, once.
+gobin="$(go env GOPATH)/bin"
+need_go() { # need_go CMD MODULE@VERSION
+	command -v "$1" >/dev/null 2>&1 || [ -x "$gobin/$1" ] && return 0
+	echo "install-deps: go install $2" >&2
+	GOBIN="$gobin" go install "$2"
+}
+need_go minio github.com/minio/minio@v0.0.0-20260212201848-7aac2a2c5b7c
