@@ -48,14 +48,21 @@ type Target struct {
 	Weight int `json:"weight,omitempty"`
 }
 
-// Route sends matching requests to a service. A request matches when every
-// given condition holds: one of Hosts (if any), one of Paths (if any), one of
-// Methods (if any) and all Headers.
+// Route sends matching requests to a service, or answers them itself with
+// a stored artifact (Respond). A request matches when every given condition
+// holds: one of Hosts (if any), one of Paths (if any), one of Methods (if
+// any) and all Headers.
 type Route struct {
 	// Name identifies the route.
 	Name string `json:"name"`
-	// Service is the name of the service requests are sent to.
-	Service string `json:"service"`
+	// Service is the name of the service requests are sent to. Exactly one
+	// of Service and Respond is set.
+	Service string `json:"service,omitempty"`
+	// Respond, when set, makes the route answer every request itself with
+	// a stored artifact, never contacting a service. Auth, RateLimit and
+	// ResponseHeaders still apply; the forwarding settings (StripPrefix,
+	// Rewrite, PreserveHost, RequestHeaders, Timeout, Retry) must be unset.
+	Respond *Respond `json:"respond,omitempty"`
 	// Hosts are exact host names ("api.example.com") or one-level wildcards
 	// ("*.example.com"); the port of the request's Host is ignored.
 	Hosts []string `json:"hosts,omitempty"`

@@ -44,9 +44,12 @@ func (c Config) Validate() error {
 			}
 		}
 		switch {
-		case r.Service == "":
-			v.add(p+".service", "must name a service")
-		default:
+		case r.Service != "" && r.Respond != nil:
+			v.addf(p+".respond", "route has both service %q and respond: a route forwards to a service or responds itself, remove one", r.Service)
+		case r.Service == "" && r.Respond == nil:
+			v.add(p+".service", "must name a service (or set respond to answer with an artifact)")
+		}
+		if r.Service != "" {
 			if _, ok := services[r.Service]; !ok {
 				v.addf(p+".service", "unknown service %q", r.Service)
 			}
@@ -200,6 +203,9 @@ func (v *validator) route(p string, r Route) {
 		v.addf(p+".timeout", "timeout %q must not be negative", r.Timeout.String())
 	}
 	v.routePolicies(p, r)
+	if r.Respond != nil {
+		v.respond(p, r)
+	}
 }
 
 func (v *validator) headerOps(p string, h HeaderOps) {

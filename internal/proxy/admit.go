@@ -22,6 +22,9 @@ type KeyChecker interface {
 	Check(presented string, now time.Time) (*apikey.Entry, apikey.Result)
 	// Ready reports whether the keys have been loaded at least once.
 	Ready() bool
+	// Degraded reports whether the keys may be out of date because their
+	// store is unreachable: an unknown key then answers 503, not 401.
+	Degraded() bool
 }
 
 // QuotaCounter counts requests against the keys' quotas. *ratelimit.Quotas
@@ -159,6 +162,15 @@ func (a *admitter) authenticate(ad *admission, route *snapshot.Route, req admitR
 	case apikey.Expired:
 		ad.status, ad.reason, ad.challenge, ad.authFailure = http.StatusUnauthorized, "expired API key", challengeInvalid, telemetry.AuthExpired
 		return false
+	case apikey.Unknown:
+		if a.keys.Degraded() {
+			// The key may have been created on another instance while
+			// this one cannot read the store: a 401 would tell a valid
+			// client its key is bad.
+			ad.status, ad.reason, ad.retryAfter, ad.authFailure = http.StatusServiceUnavailable, "API key store unreachable; unknown key cannot be checked now", "1", telemetry.AuthUnknown
+			return false
+		}
+		fallthrough
 	default:
 		ad.status, ad.reason, ad.challenge, ad.authFailure = http.StatusUnauthorized, "unknown API key", challengeInvalid, telemetry.AuthUnknown
 		return false

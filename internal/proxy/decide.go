@@ -9,8 +9,8 @@ import (
 
 // decision is what routing decided for one request, free of engine types
 // so that any HTTP engine can act on it. status is 0 when the request is to
-// be forwarded to the service of match.Route; otherwise the engine answers
-// status with reason.
+// be forwarded to the service of match.Route, or answered with its Respond;
+// otherwise the engine answers status with reason.
 type decision struct {
 	match  snapshot.Match
 	status int
@@ -32,6 +32,9 @@ func decide(snap *snapshot.Snapshot, req snapshot.Request) decision {
 	m, ok := snap.Match(req)
 	if !ok {
 		return decision{status: http.StatusNotFound, reason: "no route"}
+	}
+	if m.Route.Respond != nil {
+		return decision{match: m}
 	}
 	if svc := m.Route.Service; svc == nil || len(svc.Replicas) == 0 {
 		return decision{match: m, status: http.StatusServiceUnavailable, reason: errNoReplica}

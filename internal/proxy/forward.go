@@ -31,9 +31,9 @@ type exchange struct {
 	match snapshot.Match
 	path  string // r's escaped path, as routed
 	route *snapshot.Route
-	svc   *snapshot.Service
-	group *breaker.Group // nil without breakers
-	key   uint64         // consistent-hash key; 0 for other policies
+	svc   *snapshot.Service // nil for a route that responds itself
+	group *breaker.Group    // nil without breakers, or without svc
+	key   uint64            // consistent-hash key; 0 for other policies
 	body  requestBody
 
 	// now is the breaker clock of the current pick, read by Available.
@@ -60,7 +60,7 @@ func (p *Proxy) getExchange(w http.ResponseWriter, r *http.Request, m snapshot.M
 	x.cw.ResponseWriter = w
 	x.p, x.w, x.r, x.match, x.path = p, &x.cw, r, m, path
 	x.route, x.svc = m.Route, m.Route.Service
-	if p.breakers != nil {
+	if p.breakers != nil && x.svc != nil {
 		x.group = p.breakers.For(x.svc.Name)
 	}
 	return x
@@ -71,7 +71,7 @@ func (p *Proxy) getExchange(w http.ResponseWriter, r *http.Request, m snapshot.M
 func (p *Proxy) putExchange(x *exchange) {
 	f := finished{
 		start: x.start, span: x.span, path: x.path,
-		route: x.route.Name, service: x.svc.Name,
+		route: x.route.Name, service: serviceName(x.route),
 		status: x.status, bytes: x.cw.n, attempts: x.attempts,
 	}
 	if x.rep != nil {

@@ -63,12 +63,16 @@ type Deps struct {
 	// upstream; nil (or disabled) forwards the client's traceparent as it
 	// came.
 	Tracing *telemetry.Tracing
+	// Artifacts serves the bodies of routes that respond themselves
+	// (snapshot.Route Respond). Nil: such routes answer 503.
+	Artifacts ArtifactSource
 }
 
 // Outcome is what became of one request, for access logs and metrics.
 type Outcome struct {
 	// Route and Service are the names of the matched route and its service;
-	// empty when no route matched.
+	// empty when no route matched. Service is empty too for a route that
+	// responds itself.
 	Route, Service string
 	// Replica is the ID of the replica of the last attempt; empty when none
 	// was tried.
@@ -92,18 +96,19 @@ var _ http.Handler = (*Proxy)(nil)
 // positions live in the Proxy, keyed by replica ID and service name, so they
 // survive snapshot swaps.
 type Proxy struct {
-	src      Source
-	cfg      Config
-	log      *slog.Logger
-	breakers *breaker.Breakers // nil: no breakers
-	budgets  *retry.Budgets
-	observe  func(*http.Request, Outcome)
-	admit    admitter
-	metrics  *telemetry.Metrics   // nil: none
-	access   *telemetry.AccessLog // nil or disabled: none
-	tracing  *telemetry.Tracing   // nil or disabled: propagation only
-	pickers  pickers
-	states   replicaStates
+	src       Source
+	cfg       Config
+	log       *slog.Logger
+	breakers  *breaker.Breakers // nil: no breakers
+	budgets   *retry.Budgets
+	observe   func(*http.Request, Outcome)
+	admit     admitter
+	metrics   *telemetry.Metrics   // nil: none
+	access    *telemetry.AccessLog // nil or disabled: none
+	tracing   *telemetry.Tracing   // nil or disabled: propagation only
+	artifacts ArtifactSource       // nil: routes that respond answer 503
+	pickers   pickers
+	states    replicaStates
 
 	// h1 speaks HTTP/1.1 to plain-http replicas and negotiates HTTP/2 by
 	// ALPN with https ones; h2c speaks HTTP/2 with prior knowledge to
@@ -134,19 +139,20 @@ func New(src Source, deps Deps, cfg Config, log *slog.Logger) (*Proxy, error) {
 		budgets = new(retry.Budgets)
 	}
 	p := &Proxy{
-		src:      src,
-		cfg:      cfg,
-		log:      log,
-		breakers: deps.Breakers,
-		budgets:  budgets,
-		observe:  deps.Observe,
-		admit:    admitter{keys: deps.Keys, limiter: deps.Limiter, quotas: deps.Quotas, log: log},
-		metrics:  deps.Metrics,
-		access:   deps.AccessLog,
-		tracing:  deps.Tracing,
-		pickers:  newPickers(),
-		h1:       newTransport(cfg, false),
-		h2c:      newTransport(cfg, true),
+		src:       src,
+		cfg:       cfg,
+		log:       log,
+		breakers:  deps.Breakers,
+		budgets:   budgets,
+		observe:   deps.Observe,
+		admit:     admitter{keys: deps.Keys, limiter: deps.Limiter, quotas: deps.Quotas, log: log},
+		metrics:   deps.Metrics,
+		access:    deps.AccessLog,
+		tracing:   deps.Tracing,
+		artifacts: deps.Artifacts,
+		pickers:   newPickers(),
+		h1:        newTransport(cfg, false),
+		h2c:       newTransport(cfg, true),
 	}
 	p.bufs.New = func() any {
 		b := make([]byte, bufSize)
@@ -200,13 +206,16 @@ func (p *Proxy) ReplicaStats(id string) (ReplicaStats, bool) {
 
 // ServeHTTP routes r on the current snapshot, loaded once, admits it (API
 // key, rate limits, quota; see admitter) and forwards it to replicas of the
-// route's service, retrying as the route's policy allows. Errors it answers
-// itself are small JSON bodies {"error": "...", "status": N}: 404 without a
-// route, 401 or 403 for a missing, bad or unauthorized API key, 429 over a
-// rate limit or quota, 503 without an available replica (or API keys), 502
-// when the replica cannot be reached, 504 when the route's timeout passes
-// before response headers, 400 or 413 for a bad request body. Routing and
-// picking do not allocate; see BenchmarkServeHTTP for the rest.
+// route's service, retrying as the route's policy allows; a route that
+// responds itself is answered with its artifact instead (see
+// Proxy.serveArtifact). Errors it answers itself are small JSON bodies
+// {"error": "...", "status": N}: 404 without a route, 401 or 403 for a
+// missing, bad or unauthorized API key, 429 over a rate limit or quota, 503
+// without an available replica (or API keys, or artifacts), 502 when the
+// replica cannot be reached or the artifact does not exist, 504 when the
+// route's timeout passes before response headers, 400 or 413 for a bad
+// request body. Routing and picking do not allocate; see
+// BenchmarkServeHTTP for the rest.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	if p.metrics != nil {
@@ -227,8 +236,8 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if d.status != 0 {
 		f := finished{start: start, span: span, path: path, status: d.status}
 		f.bytes = int64(writeError(w, d.status, d.reason))
-		if d.match.Route != nil {
-			f.route, f.service = d.match.Route.Name, d.match.Route.Service.Name
+		if rt := d.match.Route; rt != nil {
+			f.route, f.service = rt.Name, serviceName(rt)
 		}
 		if p.observe != nil {
 			p.observe(r, Outcome{Route: f.route, Service: f.service, Status: d.status})
@@ -242,7 +251,20 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !p.admitExchange(x) {
 		return
 	}
+	if x.route.Respond != nil {
+		p.serveArtifact(x)
+		return
+	}
 	p.forward(x)
+}
+
+// serviceName is the name of rt's service, "" for a route that responds
+// itself: the metrics' service label stays bounded by the configuration.
+func serviceName(rt *snapshot.Route) string {
+	if rt.Service == nil {
+		return ""
+	}
+	return rt.Service.Name
 }
 
 // forget drops the state of replicas and services that are not in keep.

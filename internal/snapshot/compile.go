@@ -27,7 +27,7 @@ const DefaultTimeout = 60 * time.Second
 // sorted by ID. Instances of services not in cfg are ignored, as are
 // instances whose address is not an absolute http or https URL without a
 // path, and repeated instance IDs after the first. An instance or target
-// weight of 0 means 1.
+// weight of 0 means 1. A route with Respond has a nil Service.
 func Compile(cfg config.Config, instances []registry.Instance, revision int64) (*Snapshot, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -139,6 +139,7 @@ func compileRoute(rc config.Route, svc *Service, serviceAuth *config.Auth) (*Rou
 		Timeout:         rc.Timeout.Std(),
 		RequestHeaders:  compileHeaderOps(rc.RequestHeaders),
 		ResponseHeaders: compileHeaderOps(rc.ResponseHeaders),
+		Respond:         compileRespond(rc.Respond),
 		Retry:           compileRetry(rc.Retry),
 		Auth:            compileAuth(rc.Auth, serviceAuth),
 		RateLimit:       compileRateLimit(rc.RateLimit),

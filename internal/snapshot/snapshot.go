@@ -61,8 +61,14 @@ type Replica struct {
 type Route struct {
 	// Name is the configured route name.
 	Name string
-	// Service is the service requests are sent to; never nil.
+	// Service is the service requests are sent to; nil exactly when
+	// Respond is set.
 	Service *Service
+	// Respond is set on a route that answers requests itself with a stored
+	// artifact; nil on a route that forwards to Service. Such a route has
+	// Auth, RateLimit and ResponseHeaders like any other; the forwarding
+	// settings are left at their defaults and unused.
+	Respond *Respond
 	// StripPrefix removes the matched prefix; see UpstreamPath.
 	StripPrefix bool
 	// PreserveHost forwards the client's Host header upstream.
