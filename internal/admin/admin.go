@@ -73,6 +73,12 @@ type Deps struct {
 	// Replicas backs /replicas. It is optional: when nil, /replicas
 	// answers 501.
 	Replicas Replicas
+	// Cluster backs GET /cluster. It is optional: when nil, /cluster
+	// answers 501.
+	Cluster Cluster
+	// Artifacts serves /artifacts (see artifact.Handler) behind the admin
+	// token. It is optional: when nil, /artifacts is not served.
+	Artifacts http.Handler
 }
 
 // Config holds the admin API's settings. The zero value serves every
@@ -197,6 +203,7 @@ func (h *Handler) routes() {
 	h.keyRoutes()
 	h.metricsRoutes()
 	h.replicaRoutes()
+	h.clusterRoutes()
 }
 
 // handle registers fn behind the authorization check for access.

@@ -8,6 +8,7 @@ type healthBody struct {
 
 type readyBody struct {
 	Status   string `json:"status"`
+	Reason   string `json:"reason,omitempty"`
 	Revision int64  `json:"revision"`
 }
 
@@ -30,14 +31,21 @@ func (h *Handler) healthz(w http.ResponseWriter, _ *http.Request) error {
 }
 
 // readyz is the readiness probe: 503 until the node has a configuration to
-// serve.
+// serve. A node that serves but has lost its shared store answers 200 with
+// status "degraded" and the reason: it still serves its last configuration
+// and the keys it knows, and taking every node out of the load balancer
+// when the store fails would turn a store outage into a full one.
 func (h *Handler) readyz(w http.ResponseWriter, _ *http.Request) error {
 	ready, reason := h.deps.Status.Ready()
 	if !ready {
 		writeJSON(w, http.StatusServiceUnavailable, notReadyBody{Status: "not ready", Reason: reason})
 		return nil
 	}
-	writeJSON(w, http.StatusOK, readyBody{Status: "ready", Revision: h.deps.Status.AppliedRevision()})
+	status := "ready"
+	if reason != "" {
+		status = "degraded"
+	}
+	writeJSON(w, http.StatusOK, readyBody{Status: status, Reason: reason, Revision: h.deps.Status.AppliedRevision()})
 	return nil
 }
 

@@ -279,10 +279,19 @@ func (x *Index) Len() int { return int(x.n.Load()) }
 // Ready reports whether Run has loaded the store's keys at least once.
 func (x *Index) Ready() bool { return x.ready.Load() }
 
-// Degraded reports whether Run has lost the store: it cannot read or watch
-// the keys and is retrying. The Index keeps answering from the keys it
-// holds meanwhile.
-func (x *Index) Degraded() bool { return x.degraded.Load() }
+// Degraded reports whether the keys may be out of date: Run has lost the
+// store (it cannot read or watch the keys and is retrying), or the store
+// reports its server unreachable (see store.HealthReporter), which a watch
+// that merely stays silent would not show. The Index keeps answering from
+// the keys it holds meanwhile; a key it does not hold may have been created
+// elsewhere, so callers answer 503 rather than 401 for it.
+func (x *Index) Degraded() bool {
+	if x.degraded.Load() {
+		return true
+	}
+	h, ok := x.st.(interface{ Health() error })
+	return ok && h.Health() != nil
+}
 
 // Apply adds or replaces the key k.ID. A version older than the one held
 // (by Key.Revision, when both are known) is ignored, as is one older than a

@@ -121,11 +121,33 @@ func (c *Controller) Config(ctx context.Context) (config.Config, int64, error) {
 	if err != nil {
 		return config.Config{}, 0, fmt.Errorf("read config: %w", err)
 	}
+	cfg, err := decodeConfig(kv)
+	return cfg, kv.Revision, err
+}
+
+func decodeConfig(kv store.KV) (config.Config, error) {
 	var cfg config.Config
 	if err := json.Unmarshal(kv.Value, &cfg); err != nil {
-		return config.Config{}, 0, fmt.Errorf("decode stored config at revision %d: %w", kv.Revision, err)
+		return config.Config{}, fmt.Errorf("decode stored config at revision %d: %w", kv.Revision, err)
 	}
-	return cfg, kv.Revision, nil
+	return cfg, nil
+}
+
+// readConfig lists the configuration prefix, returning the configuration
+// and the store revision of the listing.
+func (c *Controller) readConfig(ctx context.Context) (config.Config, int64, error) {
+	kvs, rev, err := c.st.List(ctx, configPrefix)
+	if err != nil {
+		return config.Config{}, 0, fmt.Errorf("read config: %w", err)
+	}
+	for _, kv := range kvs {
+		if kv.Key != ConfigKey {
+			continue
+		}
+		cfg, err := decodeConfig(kv)
+		return cfg, rev, err
+	}
+	return config.Config{}, rev, nil
 }
 
 // Update reads the configuration, lets fn change it, validates the whole
@@ -177,11 +199,16 @@ func (c *Controller) Refresh(ctx context.Context) error {
 	c.rebuildMu.Lock()
 	defer c.rebuildMu.Unlock()
 
-	cfg, _, err := c.Config(ctx)
+	// The snapshot's revision is the one the configuration was read at:
+	// every change up to it is in the snapshot (the registry, listed
+	// after, is at least as new). Reading the configuration with Get would
+	// give no such revision, and a snapshot labelled with the registry's
+	// later revision could miss a configuration write made in between.
+	cfg, rev, err := c.readConfig(ctx)
 	if err != nil {
 		return err
 	}
-	kvs, rev, err := c.st.List(ctx, registry.Prefix)
+	kvs, _, err := c.st.List(ctx, registry.Prefix)
 	if err != nil {
 		return fmt.Errorf("list registry: %w", err)
 	}
@@ -194,8 +221,17 @@ func (c *Controller) Refresh(ctx context.Context) error {
 		}
 		instances = append(instances, in)
 	}
-	if cur := c.current.Load(); cur != nil && cur.Revision >= rev {
-		return nil
+	if cur := c.current.Load(); cur != nil {
+		switch {
+		case cur.Revision == rev:
+			return nil
+		case cur.Revision > rev:
+			// Reads are serialised, so the store itself went back: a
+			// Redis failover to a replica that had not received the last
+			// writes. Its state is now the truth; build from it.
+			c.log.Warn("store revision went back; rebuilding from the store's current state",
+				"applied", cur.Revision, "store", rev)
+		}
 	}
 	snap, err := snapshot.Compile(cfg, instances, rev)
 	if err != nil {
