@@ -24,7 +24,19 @@ var (
 	ErrCompacted = errors.New("store: revision compacted")
 	// ErrClosed is returned by any call on a closed store.
 	ErrClosed = errors.New("store: closed")
+	// ErrNotReplicated is returned by a write that the backend's primary
+	// applied but that the required replicas did not confirm in time: it
+	// may be lost on failover. The caller should report it rather than
+	// claim success.
+	ErrNotReplicated = errors.New("store: write not confirmed by replicas")
 )
+
+// HealthReporter is implemented by stores whose server can become
+// unreachable. Health returns nil while the backend answers, or the last
+// failure while it does not.
+type HealthReporter interface {
+	Health() error
+}
 
 // Absent, as PutOptions.IfRevision, requires that the key does not exist.
 const Absent int64 = -1

@@ -1,6 +1,7 @@
 package redisstore
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/gatehouse-gw/gatehouse/internal/store"
@@ -23,12 +24,18 @@ func (s *Store) reapLoop() {
 			return
 		case <-t.C:
 		}
+		start := time.Now()
 		n, err := s.reap()
+		if err != nil {
+			if s.closed.Load() {
+				return
+			}
+			err = fmt.Errorf("reap expired leases: %w", err)
+		}
+		s.health.record(start, err)
 		switch {
-		case err != nil && s.closed.Load():
-			return
 		case err != nil && !failing:
-			s.log.Warn("reap expired leases", "prefix", s.cfg.Prefix, "err", err)
+			s.log.Warn("reaper failing", "prefix", s.cfg.Prefix, "err", err)
 			failing = true
 		case err == nil && failing:
 			s.log.Info("reaping expired leases again", "prefix", s.cfg.Prefix)

@@ -22,9 +22,12 @@
 //
 // Redis replicates asynchronously: when Sentinel fails over to a replica
 // that had not received the last writes, those writes are lost and their
-// revisions are given again to new ones, which watchers that saw the lost
-// events cannot tell apart. Configure min-replicas-to-write on the servers
-// to narrow that window.
+// revisions are given again to new ones. Config.WaitReplicas makes durable
+// writes wait for replicas (WAIT), so that an acknowledged write survives a
+// failover. Whatever the setting, the store notices when the primary's
+// revision went back below (or its history differs at) what its watchers
+// already received, and closes every watch so that their consumers re-list
+// rather than miss the writes that reuse those revisions.
 //
 // Requirements: Redis 5 or later (streams; scripts replicated by effect, so
 // that they may call TIME before writing). Redis Cluster is not supported:
@@ -62,6 +65,12 @@ const (
 	defaultBlockTimeout = time.Second
 	defaultPollInterval = 250 * time.Millisecond
 	defaultReapInterval = 200 * time.Millisecond
+	defaultWaitTimeout  = time.Second
+	defaultPingInterval = 500 * time.Millisecond
+	// waitMargin is what a WAIT must leave of the client's ReadTimeout for
+	// the script before it and the replies: go-redis reads a pipeline's
+	// replies under ReadTimeout, whatever the commands in it.
+	waitMargin = 100 * time.Millisecond
 )
 
 // Config configures a Store. Only Client is required; the zero value of every
@@ -111,6 +120,33 @@ type Config struct {
 	// their delete events). It decides how soon watchers hear of an
 	// expiry; reads ignore an expired key at once. Zero means 200ms.
 	ReapInterval time.Duration
+	// WaitReplicas, when positive, makes every durable write (Put without
+	// TTL, Delete) wait until that many replicas have it (Redis WAIT)
+	// before returning, so that a Sentinel failover does not lose a write
+	// the store acknowledged. A write the replicas do not confirm within
+	// WaitTimeout returns an error wrapping store.ErrNotReplicated (it was
+	// applied, and may be lost). Leases (Put with a TTL), Incr counters and
+	// lease expiries are not waited for: they are ephemeral. With fewer
+	// replicas connected than WaitReplicas, every durable write takes
+	// WaitTimeout and fails. Zero does not wait.
+	//
+	// Sentinel promotes, among the replicas it can reach, the one with the
+	// lowest replica-priority and then the most data: with equal
+	// priorities, 1 protects the acknowledged writes as long as the replica
+	// that confirmed them is reachable when the master fails; only the
+	// number of replicas protects them whichever replica fails with it.
+	WaitReplicas int
+	// WaitTimeout bounds that wait. It must stay 100ms under the client's
+	// ReadTimeout, which bounds the reading of the write's and WAIT's
+	// replies (Open checks). A caller's context deadline that ends first
+	// ends the call with the context's error, also wrapping
+	// store.ErrNotReplicated when the write was applied. Zero means 1s.
+	WaitTimeout time.Duration
+	// PingInterval is how often the store checks, in the background, that
+	// Redis answers (for Health) and that its revision has not gone back
+	// below what the watches received (see Config.WaitReplicas). Zero
+	// means 500ms.
+	PingInterval time.Duration
 	// Logger receives reaper and reader failures and closed slow watchers.
 	// Nil discards.
 	Logger *slog.Logger
@@ -132,6 +168,9 @@ func (c Config) Validate() error {
 		{"BlockTimeout", int64(c.BlockTimeout), "1s"},
 		{"PollInterval", int64(c.PollInterval), "250ms"},
 		{"ReapInterval", int64(c.ReapInterval), "200ms"},
+		{"WaitReplicas", int64(c.WaitReplicas), "0 (do not wait)"},
+		{"WaitTimeout", int64(c.WaitTimeout), "1s"},
+		{"PingInterval", int64(c.PingInterval), "500ms"},
 	} {
 		if f.v < 0 {
 			errs = append(errs, fmt.Errorf("redisstore: %s %d is negative; use 0 for the default of %s", f.name, f.v, f.def))
@@ -140,6 +179,10 @@ func (c Config) Validate() error {
 	if c.BlockTimeout > 0 && c.BlockTimeout < time.Millisecond {
 		// XREAD BLOCK counts in milliseconds, and BLOCK 0 waits forever.
 		errs = append(errs, fmt.Errorf("redisstore: BlockTimeout %v is under 1ms", c.BlockTimeout))
+	}
+	if c.WaitTimeout > 0 && c.WaitTimeout < time.Millisecond {
+		// WAIT counts in milliseconds too, and WAIT 0 waits forever.
+		errs = append(errs, fmt.Errorf("redisstore: WaitTimeout %v is under 1ms", c.WaitTimeout))
 	}
 	return errors.Join(errs...)
 }
@@ -163,6 +206,12 @@ func (c Config) withDefaults() Config {
 	if c.ReapInterval == 0 {
 		c.ReapInterval = defaultReapInterval
 	}
+	if c.WaitTimeout == 0 {
+		c.WaitTimeout = defaultWaitTimeout
+	}
+	if c.PingInterval == 0 {
+		c.PingInterval = defaultPingInterval
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -182,6 +231,10 @@ type Store struct {
 	kvp    string   // prefix of the value records
 	maxLen string   // cfg.History, formatted for the scripts
 	hub    *hub
+	health health
+	// probeTimeout bounds one background check (pingLoop): the client's
+	// ReadTimeout, so that a hung Redis shows in Health that soon.
+	probeTimeout time.Duration
 
 	closed    atomic.Bool
 	closeOnce sync.Once
@@ -200,18 +253,23 @@ type optioner interface {
 
 // Open checks cfg, loads the scripts into Redis (which verifies that the
 // server is reachable and the credentials work) and starts the lease
-// reaper. Close stops it.
+// reaper and the health check. Close stops them.
 func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
+	probeTimeout := defaultProbeTimeout
 	if o, ok := cfg.Client.(optioner); ok {
 		opt := o.Options()
 		// NewClient has normalized them: 0 and -1 both mean no deadline.
 		if opt.ReadTimeout <= 0 || opt.WriteTimeout <= 0 {
 			return nil, fmt.Errorf("redisstore: the client's ReadTimeout (%v) or WriteTimeout (%v) is disabled, so a Redis that stops answering would hang requests; set them to a positive duration", opt.ReadTimeout, opt.WriteTimeout)
 		}
+		if cfg.WaitReplicas > 0 && cfg.WaitTimeout > opt.ReadTimeout-waitMargin {
+			return nil, fmt.Errorf("redisstore: WaitTimeout %v leaves under %v of the client's ReadTimeout (%v) for the write itself, so a slow replica would fail the call with a read timeout; lower WaitTimeout or raise ReadTimeout", cfg.WaitTimeout, waitMargin, opt.ReadTimeout)
+		}
+		probeTimeout = opt.ReadTimeout
 		if !opt.ContextTimeoutEnabled {
 			cfg.Logger.Warn("redis client ignores context deadlines; calls are bounded by its read and write timeouts only; set ContextTimeoutEnabled",
 				"read_timeout", opt.ReadTimeout, "write_timeout", opt.WriteTimeout)
@@ -228,11 +286,12 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 			cfg.Prefix + "index",
 			cfg.Prefix + "leases",
 		},
-		kvp:     cfg.Prefix + "kv:",
-		maxLen:  strconv.Itoa(cfg.History),
-		hub:     newHub(cfg.Logger),
-		stopCtx: stopCtx,
-		stop:    stop,
+		kvp:          cfg.Prefix + "kv:",
+		maxLen:       strconv.Itoa(cfg.History),
+		hub:          newHub(cfg.Logger),
+		probeTimeout: probeTimeout,
+		stopCtx:      stopCtx,
+		stop:         stop,
 	}
 	for _, sc := range scripts {
 		if err := sc.Load(ctx, s.client).Err(); err != nil {
@@ -241,6 +300,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		}
 	}
 	go s.reapLoop()
+	go s.pingLoop()
 	return s, nil
 }
 
@@ -304,12 +364,13 @@ func (s *Store) List(ctx context.Context, prefix string) ([]store.KV, int64, err
 	return kvs, rev, nil
 }
 
-// Close ends every watch at once and stops the reaper and the change stream
-// reader. A Redis call either has in flight is not interrupted (go-redis
-// cannot), so it may run on after Close returns (up to BlockTimeout, or on a
-// hung Redis the client's ReadTimeout, or BlockTimeout+10s for the reader);
-// it then exits. Close does not close the client. It
-// is idempotent; afterwards every method returns store.ErrClosed.
+// Close ends every watch at once and stops the reaper, the health check and
+// the change stream reader. A Redis call any of them has in flight is not
+// interrupted (go-redis cannot), so it may run on after Close returns (up to
+// BlockTimeout, or on a hung Redis the client's ReadTimeout, or
+// BlockTimeout+10s for the reader); it then exits. Close does not close the
+// client. It is idempotent; afterwards every method returns
+// store.ErrClosed.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		s.closed.Store(true)

@@ -767,6 +767,11 @@ func TestConfigValidate(t *testing.T) {
 		{name: "block timeout under 1ms", cfg: Config{Client: client, BlockTimeout: time.Microsecond}, wantErr: true},
 		{name: "negative poll interval", cfg: Config{Client: client, PollInterval: -time.Second}, wantErr: true},
 		{name: "negative reap interval", cfg: Config{Client: client, ReapInterval: -time.Second}, wantErr: true},
+		{name: "waiting for replicas", cfg: Config{Client: client, WaitReplicas: 2, WaitTimeout: 200 * time.Millisecond}},
+		{name: "negative wait replicas", cfg: Config{Client: client, WaitReplicas: -1}, wantErr: true},
+		{name: "negative wait timeout", cfg: Config{Client: client, WaitTimeout: -time.Second}, wantErr: true},
+		{name: "wait timeout under 1ms", cfg: Config{Client: client, WaitTimeout: time.Microsecond}, wantErr: true},
+		{name: "negative ping interval", cfg: Config{Client: client, PingInterval: -time.Second}, wantErr: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -36,6 +36,10 @@ func (s *Store) Watch(ctx context.Context, prefix string, fromRevision int64) (<
 	if fromRevision < 0 {
 		return nil, fmt.Errorf("watch %q: revision %d is negative", prefix, fromRevision)
 	}
+	// A rewind (checkRewind) while this watch replays the stream may make
+	// its replay a history that the reader no longer follows: then join
+	// closes it.
+	gen := s.hub.generation()
 	evs, seen, err := s.replay(ctx, prefix, fromRevision)
 	if err != nil {
 		return nil, fmt.Errorf("watch %q from %d: %w", prefix, fromRevision, err)
@@ -45,7 +49,7 @@ func (s *Store) Watch(ctx context.Context, prefix string, fromRevision int64) (<
 		w.Offer(ev) // cannot fail: the channel has room for the replay
 	}
 	for {
-		joined, err := s.hub.join(ctx, w, seen, s.readLoop)
+		joined, err := s.hub.join(ctx, w, seen, gen, s.readLoop)
 		if err != nil {
 			return nil, fmt.Errorf("watch %q from %d: %w", prefix, fromRevision, err)
 		}
@@ -141,12 +145,44 @@ func (s *Store) history(ctx context.Context, after int64) ([]store.Event, int64,
 func (s *Store) readLoop() {
 	retry := time.NewTimer(s.cfg.PollInterval)
 	retry.Stop()
+	// wait waits PollInterval, or returns false at Close.
+	wait := func() bool {
+		retry.Reset(s.cfg.PollInterval)
+		select {
+		case <-s.stopCtx.Done():
+			return false
+		case <-retry.C:
+			return true
+		}
+	}
 	failing := false
 	for {
-		pos, ok := s.hub.position()
+		if failing {
+			// Redis was away, and may be another server now (Sentinel):
+			// check that it still has what the watches received before
+			// reading on from there.
+			start := time.Now()
+			ctx, cancel := context.WithTimeout(s.stopCtx, s.probeTimeout)
+			err := s.checkRewind(ctx)
+			cancel()
+			if s.closed.Load() {
+				return
+			}
+			s.health.record(start, err)
+			if err != nil {
+				if !wait() {
+					return
+				}
+				continue
+			}
+			s.log.Info("reading change stream again", "prefix", s.cfg.Prefix)
+			failing = false
+		}
+		pos, gen, ok := s.hub.position()
 		if !ok {
 			return
 		}
+		start := time.Now()
 		res, err := s.client.XRead(s.stopCtx, &redis.XReadArgs{
 			Streams: []string{s.keys[1], streamID(pos)},
 			Count:   readBatch,
@@ -156,22 +192,16 @@ func (s *Store) readLoop() {
 			if s.closed.Load() {
 				return
 			}
-			if !failing {
-				s.log.Warn("read change stream; retrying", "prefix", s.cfg.Prefix, "err", s.mapErr(s.stopCtx, err))
-				failing = true
-			}
-			retry.Reset(s.cfg.PollInterval)
-			select {
-			case <-s.stopCtx.Done():
+			err = s.mapErr(s.stopCtx, err)
+			s.health.record(start, fmt.Errorf("read change stream: %w", err))
+			s.log.Warn("read change stream; retrying", "prefix", s.cfg.Prefix, "err", err)
+			failing = true
+			if !wait() {
 				return
-			case <-retry.C:
 			}
 			continue
 		}
-		if failing {
-			s.log.Info("reading change stream again", "prefix", s.cfg.Prefix)
-			failing = false
-		}
+		s.health.record(start, nil)
 		var evs []store.Event
 		for _, st := range res {
 			for _, m := range st.Messages {
@@ -185,7 +215,7 @@ func (s *Store) readLoop() {
 				evs = append(evs, ev)
 			}
 		}
-		s.hub.publish(evs)
+		s.hub.publish(gen, evs)
 	}
 }
 
@@ -214,9 +244,17 @@ func parseEvent(m redis.XMessage) (store.Event, error) {
 // does under its lock is in memory and non-blocking, so the reader never
 // waits for a watcher.
 type hub struct {
-	mu      sync.Mutex
-	pos     int64 // the reader has published every event up to this revision
-	running bool  // the reader has been started
+	mu  sync.Mutex
+	pos int64 // the reader has published every event up to this revision
+	// last is the event at pos, if the reader published it, for
+	// checkRewind to compare with what Redis holds.
+	last *store.Event
+	// high is the highest revision any watch has seen: pos, or a joining
+	// watch's replay, which may be ahead of the reader.
+	high int64
+	// gen counts rewinds: a read or a replay begun before one is void.
+	gen     uint64
+	running bool // the reader has been started
 	closed  bool
 	watches *watchset.Set
 	log     *slog.Logger
@@ -229,12 +267,18 @@ func newHub(log *slog.Logger) *hub {
 // join registers w, which has seen every event up to seen, unless the
 // reader has published events after seen: then it returns false, and w must
 // read up to where the reader is before trying again. The first join starts
-// the reader (with go start()), from seen.
-func (h *hub) join(ctx context.Context, w *watchset.Watch, seen int64, start func()) (bool, error) {
+// the reader (with go start()), from seen. A watch whose replay began
+// before a rewind (gen is not the hub's generation any more) is closed at
+// once instead: its consumer lists again.
+func (h *hub) join(ctx context.Context, w *watchset.Watch, seen int64, gen uint64, start func()) (bool, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed {
 		return false, store.ErrClosed
+	}
+	if gen != h.gen {
+		w.Close()
+		return true, nil
 	}
 	if !h.running {
 		h.running, h.pos = true, seen
@@ -243,23 +287,69 @@ func (h *hub) join(ctx context.Context, w *watchset.Watch, seen int64, start fun
 	if seen < h.pos {
 		return false, nil
 	}
+	h.high = max(h.high, seen)
 	h.watches.Add(ctx, w, h.remove)
 	return true, nil
 }
 
-// position returns the revision the reader should read after, or false
-// once the hub is closed.
-func (h *hub) position() (int64, bool) {
+// generation returns the count of rewinds so far.
+func (h *hub) generation() uint64 {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return h.pos, !h.closed
+	return h.gen
 }
 
-// publish delivers events read from the stream, in revision order.
-func (h *hub) publish(events []store.Event) {
+// started reports whether the reader has been started (and the hub is
+// open).
+func (h *hub) started() bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.closed {
+	return h.running && !h.closed
+}
+
+// position returns the revision the reader should read after and the
+// generation to publish with, or false once the hub is closed.
+func (h *hub) position() (int64, uint64, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.pos, h.gen, !h.closed
+}
+
+// hubMark is what checkRewind compares with Redis.
+type hubMark struct {
+	high int64        // no revision below it may be missing from Redis
+	last *store.Event // the event at the reader's position, if it read it
+	gen  uint64
+}
+
+// mark returns what the watches have received.
+func (h *hub) mark() hubMark {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return hubMark{high: h.high, last: h.last, gen: h.gen}
+}
+
+// rewind closes every watch and moves the reader to revision rev, unless
+// another rewind came first (gen is not the hub's generation). It reports
+// whether it did.
+func (h *hub) rewind(gen uint64, rev int64) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed || gen != h.gen {
+		return false
+	}
+	h.watches.Close()
+	h.gen++
+	h.pos, h.high, h.last = rev, rev, nil
+	return true
+}
+
+// publish delivers events read from the stream, in revision order, unless
+// a rewind happened since the read began (gen is not the hub's generation).
+func (h *hub) publish(gen uint64, events []store.Event) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed || gen != h.gen {
 		return
 	}
 	for _, ev := range events {
@@ -274,7 +364,7 @@ func (h *hub) publish(events []store.Event) {
 				"first_lost", h.pos+1, "last_lost", rev-1)
 			h.watches.DropIf(func(w *watchset.Watch) bool { return w.After < rev-1 })
 		}
-		h.pos = rev
+		h.pos, h.high, h.last = rev, max(h.high, rev), &ev
 		h.watches.Deliver(ev)
 	}
 }

@@ -13,6 +13,10 @@ import (
 // Put writes value under key; see store.Store. A positive opts.TTL makes the
 // key a lease that expires TTL (rounded up to a millisecond) after this
 // write; otherwise the key is permanent, even if it was a lease before.
+//
+// A permanent write waits for Config.WaitReplicas replicas; if they do not
+// confirm it, Put returns the write's revision with an error wrapping
+// store.ErrNotReplicated.
 func (s *Store) Put(ctx context.Context, key string, value []byte, opts store.PutOptions) (int64, error) {
 	if err := s.check(ctx); err != nil {
 		return 0, err
@@ -20,29 +24,54 @@ func (s *Store) Put(ctx context.Context, key string, value []byte, opts store.Pu
 	if err := opts.Check(key); err != nil {
 		return 0, err
 	}
-	rev, err := s.run(ctx, putScript, key, value, opts.IfRevision, ttlMillis(opts.TTL)).Int64()
-	switch {
-	case err != nil:
+	args := []any{key, value, opts.IfRevision, ttlMillis(opts.TTL)}
+	var (
+		reply        any
+		acks         int64 = -1
+		waitErr, err error
+	)
+	if opts.TTL > 0 {
+		reply, err = s.run(ctx, putScript, args...).Result()
+	} else {
+		reply, acks, waitErr, err = s.runDurable(ctx, putScript, args...)
+	}
+	if err != nil {
 		return 0, fmt.Errorf("put %q: %w", key, s.mapErr(ctx, err))
+	}
+	rev, ok := reply.(int64)
+	switch {
+	case !ok:
+		return 0, fmt.Errorf("put %q: redis: script returned %T, want an integer", key, reply)
 	case rev == -1:
 		return 0, fmt.Errorf("put %q: %w", key, store.ErrConflict)
+	}
+	if err := s.replicated(ctx, acks, waitErr); err != nil {
+		return rev, fmt.Errorf("put %q at revision %d: %w", key, rev, err)
 	}
 	return rev, nil
 }
 
-// Delete removes key; see store.Store.
+// Delete removes key; see store.Store. It waits for Config.WaitReplicas
+// replicas, as a permanent Put does.
 func (s *Store) Delete(ctx context.Context, key string, ifRevision int64) error {
 	if err := s.check(ctx); err != nil {
 		return err
 	}
-	rev, err := s.run(ctx, deleteScript, key, ifRevision).Int64()
-	switch {
-	case err != nil:
+	reply, acks, waitErr, err := s.runDurable(ctx, deleteScript, key, ifRevision)
+	if err != nil {
 		return fmt.Errorf("delete %q: %w", key, s.mapErr(ctx, err))
+	}
+	rev, ok := reply.(int64)
+	switch {
+	case !ok:
+		return fmt.Errorf("delete %q: redis: script returned %T, want an integer", key, reply)
 	case rev == 0:
 		return fmt.Errorf("delete %q: %w", key, store.ErrNotFound)
 	case rev == -1:
 		return fmt.Errorf("delete %q: %w", key, store.ErrConflict)
+	}
+	if err := s.replicated(ctx, acks, waitErr); err != nil {
+		return fmt.Errorf("delete %q at revision %d: %w", key, rev, err)
 	}
 	return nil
 }

@@ -1,5 +1,6 @@
 // Package redistest starts real redis-server processes for tests, on free
-// loopback ports, with no persistence. Tests that need Redis fail with a
+// loopback ports, with no persistence: single servers, replicas of them,
+// and Sentinel clusters (StartSentinel). Tests that need Redis fail with a
 // pointer to `make deps` when redis-server is not installed, or skip when
 // GATEHOUSE_SKIP_REDIS=1.
 package redistest
@@ -7,6 +8,7 @@ package redistest
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -33,13 +35,21 @@ const (
 	// take the port between our probe and the server's bind.
 	startAttempts = 5
 	pollInterval  = 10 * time.Millisecond
+	// linkTimeout bounds how long a replica may take to sync with its
+	// master.
+	linkTimeout = 10 * time.Second
 )
 
-// Config configures a server. The zero value is a server without a
-// password.
+// Config configures a server. The zero value is a standalone server without
+// a password.
 type Config struct {
-	// Password, when set, is required from clients (--requirepass).
+	// Password, when set, is required from clients (--requirepass) and
+	// given to the master (--masterauth), which must have the same one.
 	Password string
+	// ReplicaOf, when set, is the host:port of the master the server
+	// replicates (--replicaof). Start returns once the replica has synced
+	// with it.
+	ReplicaOf string
 }
 
 // Server is a running redis-server child process. Its methods are safe for
@@ -67,6 +77,11 @@ func Start(t testing.TB, cfg Config) *Server {
 		t.Fatal(err)
 	}
 	t.Cleanup(s.stop)
+	if cfg.ReplicaOf != "" {
+		if err := s.waitLink(); err != nil {
+			t.Fatal(err)
+		}
+	}
 	return s
 }
 
@@ -86,13 +101,23 @@ func lookPath(t testing.TB) string {
 // start starts redis-server with its files in dir and waits until it
 // answers.
 func start(bin string, cfg Config, dir string) (*Server, error) {
+	s, err := onFreePort(func(port int) (*Server, error) { return startOn(bin, cfg, dir, port) })
+	if err != nil {
+		return nil, fmt.Errorf("start redis-server: %w", err)
+	}
+	return s, nil
+}
+
+// onFreePort runs startOn with a free port, and again with another one
+// while the port was taken in between.
+func onFreePort(startOn func(port int) (*Server, error)) (*Server, error) {
 	var errs []error
 	for range startAttempts {
 		port, err := freePort()
 		if err != nil {
 			return nil, err
 		}
-		s, err := startOn(bin, cfg, dir, port)
+		s, err := startOn(port)
 		if err == nil {
 			return s, nil
 		}
@@ -101,7 +126,7 @@ func start(bin string, cfg Config, dir string) (*Server, error) {
 			break
 		}
 	}
-	return nil, fmt.Errorf("start redis-server: %w", errors.Join(errs...))
+	return nil, errors.Join(errs...)
 }
 
 // freePort returns a loopback port that was free a moment ago. Redis cannot
@@ -122,13 +147,31 @@ func startOn(bin string, cfg Config, dir string, port int) (*Server, error) {
 		"--save", "",
 		"--appendonly", "no",
 		"--dir", dir,
+		// A replica's first sync goes through an RDB file in dir: with
+		// diskless sync (the default since Redis 7), the master waits 5s
+		// for more replicas to join, then streams nothing to the replica
+		// until its first ACK, up to a second after the link is up.
+		"--repl-diskless-sync", "no",
 	}
 	if cfg.Password != "" {
-		args = append(args, "--requirepass", cfg.Password)
+		args = append(args, "--requirepass", cfg.Password, "--masterauth", cfg.Password)
 	}
+	if cfg.ReplicaOf != "" {
+		host, port, err := net.SplitHostPort(cfg.ReplicaOf)
+		if err != nil {
+			return nil, fmt.Errorf("ReplicaOf %q: %w", cfg.ReplicaOf, err)
+		}
+		args = append(args, "--replicaof", host, port)
+	}
+	return launch(bin, args, port, cfg.Password)
+}
+
+// launch runs bin with args, a server that listens on port, and waits until
+// it answers PING.
+func launch(bin string, args []string, port int, password string) (*Server, error) {
 	s := &Server{
 		Addr:     net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
-		Password: cfg.Password,
+		Password: password,
 		cmd:      exec.Command(bin, args...),
 		done:     make(chan struct{}),
 		out:      &lockedBuffer{},
@@ -152,12 +195,12 @@ func startOn(bin string, cfg Config, dir string, port int) (*Server, error) {
 		}
 		select {
 		case <-s.done:
-			return nil, fmt.Errorf("redis-server on port %d exited: %s", port, s.out.String())
+			return nil, fmt.Errorf("%s on port %d exited: %s", bin, port, s.out.String())
 		case <-tick.C:
 		}
 		if time.Now().After(deadline) {
 			s.stop()
-			return nil, fmt.Errorf("redis-server on port %d did not answer PING within %v (%v); its log:\n%s", port, startTimeout, err, s.out.String())
+			return nil, fmt.Errorf("%s on port %d did not answer PING within %v (%v); its log:\n%s", bin, port, startTimeout, err, s.out.String())
 		}
 	}
 }
@@ -185,6 +228,30 @@ func ping(addr string) error {
 	}
 	return fmt.Errorf("PING answered %q", strings.TrimSpace(line))
 }
+
+// waitLink waits until a replica has synced with its master.
+func (s *Server) waitLink() error {
+	c := redis.NewClient(s.Options(0))
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), linkTimeout)
+	defer cancel()
+	tick := time.NewTicker(pollInterval)
+	defer tick.Stop()
+	for {
+		info, err := c.Info(ctx, "replication").Result()
+		if err == nil && strings.Contains(info, "master_link_status:up") {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("replica %s did not sync with its master within %v (INFO replication: %q, %v); its log:\n%s", s.Addr, linkTimeout, info, err, s.out.String())
+		case <-tick.C:
+		}
+	}
+}
+
+// Log returns what the process has written so far.
+func (s *Server) Log() string { return s.out.String() }
 
 // stop kills the server (resuming it first if paused) and waits for it.
 func (s *Server) stop() {
