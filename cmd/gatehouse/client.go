@@ -103,8 +103,10 @@ func (c *client) do(ctx context.Context, method, path, contentType string, body 
 }
 
 func applyCommand(args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("apply", "apply -f FILE [--admin URL]", stderr)
+	fs := newFlagSet("apply", "apply -f FILE [--wait] [--wait-timeout 30s] [--admin URL]", stderr)
 	file := fs.String("f", "", "YAML or JSON configuration file (- for standard input)")
+	wait := fs.Bool("wait", false, "return when every live instance has applied the change (see gatehouse cluster)")
+	waitTimeout := fs.Duration("wait-timeout", 30*time.Second, "how long --wait waits before failing, naming the instances behind")
 	admin := fs.String("admin", defaultAdmin(), "admin API URL (env "+envAdmin+")")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -132,6 +134,9 @@ func applyCommand(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("apply %s: %w", *file, err)
 	}
 	fmt.Fprintf(stdout, "applied %s: revision %d\n", *file, out.Revision)
+	if *wait {
+		return waitApplied(context.Background(), c, out.Revision, *waitTimeout, stdout)
+	}
 	return nil
 }
 

@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/mccutchen/go-httpbin/v2/httpbin"
+
+	"github.com/gatehouse-gw/gatehouse/internal/artifact/miniotest"
 )
 
 // binary is the gatehouse binary built once for the end-to-end tests.
@@ -37,9 +39,10 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "build gatehouse:", err)
 		os.Exit(1)
 	}
-	code := m.Run()
+	// Runs the tests, then stops the MinIO server they shared; the exit
+	// code is m.Run's.
+	miniotest.Main(m)
 	os.RemoveAll(dir)
-	os.Exit(code)
 }
 
 // node is a gatehouse serve process started by a test.

@@ -1,7 +1,8 @@
 // Command gatehouse is the Gatehouse API gateway and its command-line client.
 //
 //	gatehouse serve [flags]          run the gateway (proxy + admin API)
-//	gatehouse apply -f FILE          replace the running configuration
+//	gatehouse apply -f FILE [--wait] replace the running configuration
+//	gatehouse cluster                list the live instances and their revisions
 //	gatehouse get services|routes|instances|replicas
 //	gatehouse register --service S --address URL
 //	gatehouse eject|restore --service S REPLICA_ID
@@ -24,7 +25,8 @@ const usage = `gatehouse: an API gateway that stays up.
 
 Usage:
   gatehouse serve [flags]                       run the gateway (proxy + admin API)
-  gatehouse apply -f FILE                       replace the configuration of a running gateway
+  gatehouse apply -f FILE [--wait]              replace the configuration; --wait returns once every instance serves it
+  gatehouse cluster [-o json]                   list the live instances and the revision each has applied
   gatehouse get services|routes|instances|config [-o json]
   gatehouse get replicas [--service NAME] [-o json]
   gatehouse register --service NAME --address URL [--ttl 30s] [--weight N]
@@ -56,6 +58,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = serveCommand(rest, stdout, stderr)
 	case "apply":
 		err = applyCommand(rest, stdout, stderr)
+	case "cluster":
+		err = clusterCommand(rest, stdout, stderr)
 	case "get":
 		err = getCommand(rest, stdout, stderr)
 	case "register":

@@ -164,7 +164,19 @@ type countingStore struct {
 	m *telemetry.Metrics
 }
 
-var _ store.Store = countingStore{}
+var (
+	_ store.Store          = countingStore{}
+	_ store.HealthReporter = countingStore{}
+)
+
+// Health passes on the wrapped store's health: nil for a store that
+// cannot become unreachable.
+func (s countingStore) Health() error {
+	if h, ok := s.Store.(store.HealthReporter); ok {
+		return h.Health()
+	}
+	return nil
+}
 
 // Get counts a failed Get.
 func (s countingStore) Get(ctx context.Context, key string) (store.KV, error) {

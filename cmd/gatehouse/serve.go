@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -20,12 +19,15 @@ import (
 
 	"github.com/gatehouse-gw/gatehouse/internal/admin"
 	"github.com/gatehouse-gw/gatehouse/internal/apikey"
+	"github.com/gatehouse-gw/gatehouse/internal/artifact"
+	"github.com/gatehouse-gw/gatehouse/internal/cluster"
 	"github.com/gatehouse-gw/gatehouse/internal/config"
 	"github.com/gatehouse-gw/gatehouse/internal/controller"
 	"github.com/gatehouse-gw/gatehouse/internal/proxy"
 	"github.com/gatehouse-gw/gatehouse/internal/ratelimit"
 	"github.com/gatehouse-gw/gatehouse/internal/registry"
-	"github.com/gatehouse-gw/gatehouse/internal/store/boltstore"
+	"github.com/gatehouse-gw/gatehouse/internal/snapshot"
+	"github.com/gatehouse-gw/gatehouse/internal/store"
 	"github.com/gatehouse-gw/gatehouse/internal/telemetry"
 )
 
@@ -43,6 +45,7 @@ func serveCommand(args []string, stdout, stderr io.Writer) error {
 // access log goes to stdout, every other log line to stderr.
 func serve(ctx context.Context, s settings, stdout, stderr io.Writer) error {
 	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level(s.logLevel)}))
+	s.nodeID = nodeName(s.nodeID)
 
 	var initial *config.Config
 	if s.configFile != "" {
@@ -80,17 +83,26 @@ func serve(ctx context.Context, s settings, stdout, stderr io.Writer) error {
 	// Flushed last, after the proxy drained (deferred calls run in reverse).
 	defer shutdownTracing(tracing, log)
 
-	bolt, err := boltstore.Open(filepath.Join(s.dataDir, "gatehouse.db"), boltstore.Options{Logger: log})
+	be, err := openBackend(ctx, s, log)
 	if err != nil {
-		return fmt.Errorf("open embedded store in --data-dir %s: %w", s.dataDir, err)
+		return err
 	}
-	defer bolt.Close()
-	st := countingStore{Store: bolt, m: metrics}
+	defer be.close()
+	if s.sync != nil {
+		log.Info("synchronized mode", "sync", s.sync)
+	}
+	st := countingStore{Store: be.store, m: metrics}
 
 	// API keys: the Index is the data plane's view of them, the Manager
 	// (behind /keys) writes them and tells the Index of each write at once,
 	// so that a revoked key is refused from the next request on.
-	secret, secretSource, err := keySecret(s.keySecret, s.dataDir)
+	var secret []byte
+	var secretSource string
+	if s.sync == nil {
+		secret, secretSource, err = keySecret(s.keySecret, s.dataDir)
+	} else {
+		secret, secretSource, err = sharedKeySecret(ctx, st, s.keySecret)
+	}
 	if err != nil {
 		return err
 	}
@@ -108,7 +120,24 @@ func serve(ctx context.Context, s settings, stdout, stderr io.Writer) error {
 	// Rate limits are counted in memory (Local, keys "key:<id>" and
 	// "route:<name>"); quotas too, flushed to the store every second and
 	// once more at shutdown, after the proxy drained.
-	limiter, err := ratelimit.NewLocal(ratelimit.LocalConfig{})
+	local, err := ratelimit.NewLocal(ratelimit.LocalConfig{})
+	if err != nil {
+		return err
+	}
+	// In synchronized mode the limits are counted in Redis; while it cannot
+	// answer, each instance enforces its share of the limit, the share
+	// being one over the live instances (known once membership runs).
+	var membersRef atomic.Pointer[cluster.Announcer]
+	limiter, err := newLimiter(be, local, func() int {
+		if m := membersRef.Load(); m != nil {
+			return m.Size()
+		}
+		return 1
+	}, log)
+	if err != nil {
+		return err
+	}
+	artifacts, err := openArtifacts(ctx, s)
 	if err != nil {
 		return err
 	}
@@ -141,7 +170,7 @@ func serve(ctx context.Context, s settings, stdout, stderr io.Writer) error {
 
 	px, err := proxy.New(ctrl, proxy.Deps{
 		Breakers: res.breakers, Budgets: res.budgets,
-		Keys: keys, Limiter: limiter, Quotas: quotas,
+		Keys: keys, Limiter: limiter, Quotas: quotas, Artifacts: artifactSource{artifacts},
 		Metrics: metrics, AccessLog: accessLog, Tracing: tracing,
 	}, proxy.Config{TrustedProxies: s.trusted}, log)
 	if err != nil {
@@ -150,24 +179,7 @@ func serve(ctx context.Context, s settings, stdout, stderr io.Writer) error {
 	defer px.Close()
 
 	reg := registry.New(st, registry.Config{})
-	status := &serverStatus{ctrl: ctrl}
-	adminHandler, err := admin.New(admin.Deps{
-		Config:   ctrl,
-		Registry: refreshingRegistry{reg, ctrl},
-		Status:   status,
-		Keys:     keyManager,
-		Metrics:  metrics.Handler(),
-		Replicas: replicaAdmin{src: ctrl, rs: res, proxy: px},
-	}, admin.Config{
-		AdminToken: s.adminToken, RegisterToken: s.registerToken, Version: version,
-		// Scrapers rarely send a bearer token: /metrics is open when only
-		// this host can reach the admin listener.
-		PublicMetrics: isLoopbackAddr(s.adminListen),
-	}, log)
-	if err != nil {
-		return err
-	}
-
+	status := &serverStatus{ctrl: ctrl, store: be.store}
 	proxyLn, err := net.Listen("tcp", s.listen)
 	if err != nil {
 		return fmt.Errorf("--listen %s: %w", s.listen, err)
@@ -177,10 +189,46 @@ func serve(ctx context.Context, s settings, stdout, stderr io.Writer) error {
 		proxyLn.Close()
 		return fmt.Errorf("--admin-listen %s: %w", s.adminListen, err)
 	}
+	// Every instance, single or not, announces itself and the revision it
+	// serves (GET /cluster, gatehouse apply --wait).
+	members, err := cluster.New(st, cluster.Member{
+		ID: s.nodeID, Hostname: hostname(), Version: version, Mode: be.mode,
+		Proxy: proxyLn.Addr().String(), Admin: adminLn.Addr().String(), Started: time.Now().UTC(),
+	}, status.memberState, cluster.Config{}, log)
+	if err != nil {
+		proxyLn.Close()
+		adminLn.Close()
+		return err
+	}
+	ctrl.OnPublish(func(*snapshot.Snapshot) { members.Kick() })
+	membersRef.Store(members)
+	adminHandler, err := admin.New(admin.Deps{
+		Config:   ctrl,
+		Registry: refreshingRegistry{reg, ctrl},
+		Status:   status,
+		Keys:     keyManager,
+		Metrics:  metrics.Handler(),
+		Replicas: replicaAdmin{src: ctrl, rs: res, proxy: px},
+		Cluster:  members,
+		// Content-addressed files for respond routes (and OpenAPI
+		// documents), in the S3 bucket in synchronized mode.
+		Artifacts: artifact.Handler(artifacts, log),
+	}, admin.Config{
+		AdminToken: s.adminToken, RegisterToken: s.registerToken, Version: version,
+		// Scrapers rarely send a bearer token: /metrics is open when only
+		// this host can reach the admin listener.
+		PublicMetrics: isLoopbackAddr(s.adminListen),
+	}, log)
+	if err != nil {
+		proxyLn.Close()
+		adminLn.Close()
+		return err
+	}
+
 	proxySrv := proxy.NewServer(px, proxy.ServerConfig{TLSConfig: tlsConfig})
 	adminSrv := &http.Server{Handler: adminHandler, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 120 * time.Second}
 
-	log.Info("gatehouse started", "version", version, "mode", "single-instance",
+	log.Info("gatehouse started", "version", version, "mode", be.mode, "node", s.nodeID,
 		"proxy", proxyLn.Addr().String(), "admin", adminLn.Addr().String(), "tls", tlsConfig != nil,
 		"data_dir", s.dataDir, "revision", ctrl.AppliedRevision(),
 		"access_log", accessLog.Enabled(), "tracing", tracing.Enabled())
@@ -190,13 +238,14 @@ func serve(ctx context.Context, s settings, stdout, stderr io.Writer) error {
 	g, gctx := errgroup.WithContext(runCtx)
 	g.Go(func() error { return ctrl.Run(gctx) })
 	g.Go(func() error { return keys.Run(gctx) })
-	g.Go(func() error { return limiter.Run(gctx) })
+	g.Go(func() error { return local.Run(gctx) })
 	// gctx ends after the proxy drained (cancelRun below), so the final
 	// flush counts every request served.
 	g.Go(func() error { return quotas.Run(gctx) })
 	g.Go(func() error { return res.syncer.Run(gctx) })
 	g.Go(func() error { return res.checker.Run(gctx) })
 	g.Go(func() error { return metricsFollow.Run(gctx) })
+	g.Go(func() error { return members.Run(gctx) })
 	g.Go(func() error {
 		var err error
 		if tlsConfig != nil {
@@ -225,6 +274,7 @@ func serve(ctx context.Context, s settings, stdout, stderr io.Writer) error {
 		// sending, then the proxy stops accepting and waits for in-flight
 		// requests up to the drain deadline.
 		status.draining.Store(true)
+		members.Kick()
 		log.Info("draining", "timeout", s.drainTimeout.String())
 		drainCtx, cancel := context.WithTimeout(context.Background(), s.drainTimeout)
 		defer cancel()
@@ -253,9 +303,11 @@ func level(name string) slog.Level {
 }
 
 // serverStatus is what /readyz reports: ready once a snapshot is loaded,
-// not ready while draining.
+// not ready while draining, degraded (still ready) while the shared store
+// is unreachable.
 type serverStatus struct {
 	ctrl     *controller.Controller
+	store    store.Store
 	draining atomic.Bool
 }
 
@@ -263,7 +315,34 @@ func (s *serverStatus) Ready() (bool, string) {
 	if s.draining.Load() {
 		return false, "draining"
 	}
-	return s.ctrl.Ready()
+	if ok, reason := s.ctrl.Ready(); !ok {
+		return false, reason
+	}
+	if h, ok := s.store.(store.HealthReporter); ok {
+		if err := h.Health(); err != nil {
+			return true, "shared store unreachable, serving the last configuration and known keys: " + err.Error()
+		}
+	}
+	return true, ""
+}
+
+// memberState is what this instance announces to the cluster.
+func (s *serverStatus) memberState() (int64, string) {
+	ready, reason := s.Ready()
+	switch {
+	case s.draining.Load():
+		return s.AppliedRevision(), "draining"
+	case !ready:
+		return s.AppliedRevision(), "starting"
+	case reason != "":
+		return s.AppliedRevision(), "degraded"
+	}
+	return s.AppliedRevision(), "ready"
+}
+
+func hostname() string {
+	h, _ := os.Hostname()
+	return h
 }
 
 func (s *serverStatus) AppliedRevision() int64 { return s.ctrl.AppliedRevision() }

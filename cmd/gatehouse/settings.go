@@ -33,6 +33,10 @@ type settings struct {
 	// tracing is read from the standard OTEL_* variables; its zero value
 	// (no endpoint) exports nothing but still propagates trace context.
 	tracing telemetry.TracingConfig
+	// sync is the synchronized mode (nil: single-instance), and nodeID
+	// this instance's name in it (NODE_ID, or generated).
+	sync   *syncEnv
+	nodeID string
 }
 
 // env names, documented in the README's configuration reference.
@@ -97,10 +101,13 @@ func parseSettings(args []string, environ []string, stderr io.Writer) (settings,
 
 	if se, err := parseSyncEnv(vars); err != nil {
 		errs = append(errs, err)
-	} else if se != nil {
-		bad("synchronized mode %s (%s) is recognised and valid, but not implemented in this build of gatehouse yet; unset the SYNC_* variables to run single-instance",
+	} else if se != nil && se.Mode != modeRedis {
+		bad("synchronized mode %s (%s) is recognised and valid, but not implemented in this build of gatehouse yet; use SYNC_REDIS_URL, or unset the SYNC_* variables to run single-instance",
 			se.Mode, se)
+	} else {
+		s.sync = se
 	}
+	s.nodeID = getenv(envNodeID)
 	if _, _, err := net.SplitHostPort(s.listen); err != nil {
 		bad("--listen (%s) %q is not host:port: %v", envListen, s.listen, err)
 	}

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/gatehouse-gw/gatehouse/internal/artifact"
 )
 
 // Synchronized-mode variables, named in the issue "Synchronized mode on
@@ -23,6 +25,8 @@ import (
 const (
 	envSyncRedisURL      = "SYNC_REDIS_URL"
 	envSyncRedisPassword = "SYNC_REDIS_PASSWORD"
+	envSyncRedisWait     = "SYNC_REDIS_WAIT_REPLICAS"
+	envSyncRedisWaitTime = "SYNC_REDIS_WAIT_TIMEOUT"
 	envSyncPostgresURL   = "SYNC_POSTGRES_URL"
 	envSyncEtcdEndpoints = "SYNC_ETCD_ENDPOINTS"
 	envSyncS3Host        = "SYNC_S3_HOST"
@@ -40,7 +44,7 @@ const (
 // SYNC_* name is a typo.
 var knownSyncVars = []string{
 	envSyncEtcdEndpoints, envSyncPostgresURL, envSyncRedisPassword, envSyncRedisURL,
-	envSyncS3AccessKey, envSyncS3Bucket, envSyncS3Host, envSyncS3PathStyle,
+	envSyncRedisWait, envSyncRedisWaitTime, envSyncS3AccessKey, envSyncS3Bucket, envSyncS3Host, envSyncS3PathStyle,
 	envSyncS3Region, envSyncS3SecretKey,
 }
 
@@ -100,6 +104,14 @@ type redisURL struct {
 	Username         string
 	Password         string
 	SentinelPassword string
+	// WaitReplicas is how many replicas must have a durable write (a
+	// configuration change, a key, a revocation) before it is
+	// acknowledged: SYNC_REDIS_WAIT_REPLICAS, by default 1 behind Sentinel
+	// (which fails over to replicas, losing what they lacked) and 0 for a
+	// single server.
+	WaitReplicas int
+	// WaitTimeout bounds that wait: SYNC_REDIS_WAIT_TIMEOUT, default 1s.
+	WaitTimeout time.Duration
 }
 
 // Options builds go-redis client options; redis.NewUniversalClient turns
@@ -170,7 +182,8 @@ func (e *syncEnv) attrs() []slog.Attr {
 	a := []slog.Attr{slog.String("mode", e.Mode)}
 	switch e.Mode {
 	case modeRedis:
-		a = append(a, slog.String("redis", e.Redis.String()))
+		a = append(a, slog.String("redis", e.Redis.String()),
+			slog.Int("redis_wait_replicas", e.Redis.WaitReplicas), slog.String("redis_wait_timeout", e.Redis.WaitTimeout.String()))
 	case modePostgres:
 		a = append(a, slog.String("postgres", redactedURL(e.PostgresURL)))
 	case modeEtcd:
@@ -318,6 +331,15 @@ func parseSyncEnv(vars map[string]string) (*syncEnv, error) {
 			p.bad(envSyncRedisPassword, "%s and the password in %s differ; set only one", envSyncRedisPassword, envSyncRedisURL)
 		}
 	}
+	if e.Redis != nil {
+		parseRedisWait(vars, e.Redis, &p)
+	} else {
+		for _, name := range []string{envSyncRedisWait, envSyncRedisWaitTime} {
+			if vars[name] != "" {
+				p.bad(name, "%s is set, but only %s uses it", name, envSyncRedisURL)
+			}
+		}
+	}
 	if raw := vars[envSyncPostgresURL]; raw != "" {
 		e.PostgresURL = raw
 		checkPostgresURL(raw, &p)
@@ -358,6 +380,16 @@ func parseSyncEnv(vars map[string]string) (*syncEnv, error) {
 		SecretKey: required(envSyncS3SecretKey),
 		Bucket:    required(envSyncS3Bucket),
 	}
+	if h := e.S3.Host; h != "" {
+		if err := artifact.CheckEndpoint(h); err != nil {
+			p.bad(envSyncS3Host, "%s: %v", envSyncS3Host, err)
+		}
+	}
+	if b := e.S3.Bucket; b != "" {
+		if err := artifact.CheckBucket(b); err != nil {
+			p.bad(envSyncS3Bucket, "%s: %v", envSyncS3Bucket, err)
+		}
+	}
 	if raw := vars[envSyncS3PathStyle]; raw != "" {
 		switch raw {
 		case "true":
@@ -372,6 +404,31 @@ func parseSyncEnv(vars map[string]string) (*syncEnv, error) {
 		return nil, err
 	}
 	return e, nil
+}
+
+// parseRedisWait reads SYNC_REDIS_WAIT_REPLICAS and SYNC_REDIS_WAIT_TIMEOUT
+// into r, with their defaults.
+func parseRedisWait(vars map[string]string, r *redisURL, p *syncProblems) {
+	r.WaitTimeout = time.Second
+	if r.MasterName != "" {
+		r.WaitReplicas = 1
+	}
+	if raw := vars[envSyncRedisWait]; raw != "" {
+		n, err := strconv.Atoi(raw)
+		if err != nil || n < 0 || n > 16 {
+			p.bad(envSyncRedisWait, "%s %q is not a number of replicas from 0 to 16", envSyncRedisWait, raw)
+		} else {
+			r.WaitReplicas = n
+		}
+	}
+	if raw := vars[envSyncRedisWaitTime]; raw != "" {
+		d, err := time.ParseDuration(raw)
+		if err != nil || d < time.Millisecond || d > time.Minute {
+			p.bad(envSyncRedisWaitTime, "%s %q is not a duration from 1ms to 1m (e.g. 500ms, 2s)", envSyncRedisWaitTime, raw)
+		} else {
+			r.WaitTimeout = d
+		}
+	}
 }
 
 // parseRedisURL parses redis://[user][:password@]host:port/db, rediss://

@@ -313,20 +313,42 @@ func TestSyncEnvStringRedacts(t *testing.T) {
 }
 
 // TestSettingsSyncRefusal checks serve refuses a valid synchronized
-// configuration after validating it, saying why.
+// configuration of a mode this build does not implement, after validating
+// it, saying why; and accepts Redis mode.
 func TestSettingsSyncRefusal(t *testing.T) {
-	var env []string
-	for k, v := range with(map[string]string{"SYNC_REDIS_URL": "redis://:" + secretRedisPW + "@h:6379/2"}) {
-		env = append(env, fmt.Sprintf("%s=%s", k, v))
+	settingsFor := func(vars map[string]string) (settings, error) {
+		var env []string
+		for k, v := range with(vars) {
+			env = append(env, fmt.Sprintf("%s=%s", k, v))
+		}
+		return parseSettings(nil, env, new(strings.Builder))
 	}
-	_, err := parseSettings(nil, env, new(strings.Builder))
+	_, err := settingsFor(map[string]string{"SYNC_POSTGRES_URL": "postgres://gh:" + secretPGPW + "@db:5432/gatehouse"})
 	if err == nil {
 		t.Fatal("parseSettings() accepted a synchronized mode this build does not implement")
 	}
-	for _, want := range []string{"synchronized mode redis", "recognised and valid, but not implemented", "single-instance"} {
+	for _, want := range []string{"synchronized mode postgres", "recognised and valid, but not implemented", "SYNC_REDIS_URL", "single-instance"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("parseSettings() error = %q, want it to contain %q", err, want)
 		}
 	}
 	assertNoSecrets(t, "parseSettings() error", err.Error())
+
+	s, err := settingsFor(map[string]string{"SYNC_REDIS_URL": "redis+sentinel://:" + secretRedisPW + "@s1:26379,s2:26379/mymaster/2", "SYNC_REDIS_WAIT_TIMEOUT": "250ms"})
+	if err != nil {
+		t.Fatalf("redis mode refused: %v", err)
+	}
+	if s.sync == nil || s.sync.Mode != modeRedis || s.sync.Redis.WaitReplicas != 1 || s.sync.Redis.WaitTimeout != 250*time.Millisecond {
+		t.Fatalf("redis mode settings = %+v, want mode redis, WAIT 1 replica (Sentinel default) within 250ms", s.sync)
+	}
+	s, err = settingsFor(map[string]string{"SYNC_REDIS_URL": "redis://h:6379/2"})
+	if err != nil || s.sync.Redis.WaitReplicas != 0 || s.sync.Redis.WaitTimeout != time.Second {
+		t.Fatalf("plain redis defaults = %+v, %v; want WAIT 0 replicas, 1s", s.sync, err)
+	}
+	_, err = settingsFor(map[string]string{"SYNC_REDIS_URL": "redis://h:6379/2", "SYNC_REDIS_WAIT_REPLICAS": "-1", "SYNC_REDIS_WAIT_TIMEOUT": "forever"})
+	for _, want := range []string{`SYNC_REDIS_WAIT_REPLICAS "-1" is not a number of replicas`, `SYNC_REDIS_WAIT_TIMEOUT "forever" is not a duration`} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("bad WAIT settings: error = %v, want it to contain %q", err, want)
+		}
+	}
 }

@@ -82,6 +82,10 @@ func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, err error) 
 		writeJSON(w, http.StatusConflict, errorBody{Error: "the configuration was changed by someone else at the same time; retry the request"})
 	case errors.Is(err, store.ErrNotFound):
 		writeJSON(w, http.StatusNotFound, errorBody{Error: "not found"})
+	case errors.Is(err, store.ErrNotReplicated):
+		// The message names the key and the replica count, never a value.
+		h.log.Warn("write not confirmed by the store's replicas", "method", r.Method, "path", r.URL.Path, "err", err)
+		writeJSON(w, http.StatusServiceUnavailable, errorBody{Error: "the change reached the Redis primary but was not confirmed by its replicas in time, so a failover could lose it; check the replicas and retry: " + err.Error()})
 	default:
 		if r.Context().Err() != nil {
 			// The client went away; nobody reads the answer.

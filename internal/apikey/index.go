@@ -289,7 +289,7 @@ func (x *Index) Degraded() bool {
 	if x.degraded.Load() {
 		return true
 	}
-	h, ok := x.st.(interface{ Health() error })
+	h, ok := x.st.(store.HealthReporter)
 	return ok && h.Health() != nil
 }
 
