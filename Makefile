@@ -28,6 +28,7 @@ fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
 
-## bench: router and per-request benchmarks
+## bench: router and per-request benchmarks, and config propagation across 3 instances on Redis
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./internal/snapshot/ ./internal/proxy/
+	$(GO) test -run '^$$' -bench ConfigPropagation -benchtime 50x ./cmd/gatehouse/

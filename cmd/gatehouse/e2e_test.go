@@ -33,7 +33,11 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binary = filepath.Join(dir, "gatehouse")
-	build := exec.Command("go", "build", "-race", "-o", binary, ".")
+	args := []string{"build", "-o", binary}
+	if raceBuild {
+		args = append(args, "-race")
+	}
+	build := exec.Command("go", append(args, ".")...)
 	build.Stderr = os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "build gatehouse:", err)
@@ -47,7 +51,7 @@ func TestMain(m *testing.M) {
 
 // node is a gatehouse serve process started by a test.
 type node struct {
-	t      *testing.T
+	t      testing.TB
 	cmd    *exec.Cmd
 	proxy  string // http://host:port
 	admin  string
@@ -75,7 +79,7 @@ func (b *syncBuffer) String() string {
 
 // startNode runs `gatehouse serve` on free loopback ports with its data in
 // dataDir and waits until it has logged its listen addresses.
-func startNode(t *testing.T, dataDir string, env []string, args ...string) *node {
+func startNode(t testing.TB, dataDir string, env []string, args ...string) *node {
 	t.Helper()
 	cmd := exec.Command(binary, append([]string{"serve", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--data-dir", dataDir}, args...)...)
 	cmd.Env = append(cleanEnv(), env...)
