@@ -33,4 +33,10 @@ func TestHealthReadyStatus(t *testing.T) {
 	if got := r.header.Get("Content-Type"); got != "application/json" {
 		t.Errorf("Content-Type = %q, want application/json", got)
 	}
+
+	// Serving without its shared store: still ready (200), but degraded.
+	e.status.set(true, "shared store unreachable", 43)
+	if got, want := e.must(t, http.StatusOK, "GET", "/readyz", "").body, `{"status":"degraded","reason":"shared store unreachable","revision":43}`+"\n"; got != want {
+		t.Errorf("GET /readyz degraded = %s, want %s", got, want)
+	}
 }
