@@ -332,3 +332,40 @@ func BenchmarkConfigPropagation(b *testing.B) {
 	b.ReportMetric(float64(worst.Microseconds())/1000, "max-ms")
 	b.ReportMetric(0, "ns/op") // the wall time per op includes the PUT; the metrics above are the point
 }
+
+// TestArtifactsSingleInstance: without SYNC_* variables artifacts live in
+// --data-dir and survive a restart.
+func TestArtifactsSingleInstance(t *testing.T) {
+	dir := t.TempDir()
+	n := startNode(t, dir, nil)
+	const doc = "openapi: 3.1.0\n"
+	code, body := httpDo(t, http.MethodPost, n.admin+"/artifacts", doc, "Content-Type", "application/yaml")
+	var info struct {
+		Digest string `json:"digest"`
+	}
+	if err := json.Unmarshal([]byte(body), &info); code != 201 || err != nil || len(info.Digest) != 64 {
+		t.Fatalf("POST /artifacts = %d %s", code, body)
+	}
+	cfg := fmt.Sprintf("routes:\n  - name: spec\n    paths: [\"/openapi.yaml\"]\n    respond: {artifact: %q}\n", info.Digest)
+	if out, errOut, code := n.cli(t, "apply", "-f", writeFile(t, "c.yaml", cfg), "--wait"); code != 0 || !strings.Contains(out, "applied on all 1 live instances") {
+		t.Fatalf("apply --wait = exit %d: %s%s", code, out, errOut)
+	}
+	if n.stop() != 0 {
+		t.Fatal("stop failed")
+	}
+	n = startNode(t, dir, nil)
+	req, _ := http.NewRequest(http.MethodGet, n.proxy+"/openapi.yaml", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || string(got) != doc || resp.Header.Get("Content-Type") != "application/yaml" || resp.Header.Get("ETag") != `"`+info.Digest+`"` {
+		t.Fatalf("GET /openapi.yaml after restart = %d %q %v", resp.StatusCode, got, resp.Header)
+	}
+	out, _, code := n.cli(t, "cluster")
+	if code != 0 || !strings.Contains(out, "single-instance") || !strings.Contains(out, "ready") {
+		t.Errorf("gatehouse cluster = exit %d:\n%s", code, out)
+	}
+}

@@ -98,6 +98,16 @@ func TestParseSyncEnv(t *testing.T) {
 			wantErr: []string{`needs: SYNC_S3_BUCKET, SYNC_S3_REGION (missing); SYNC_S3_PATH_STYLE "yes" is not true or false`},
 		},
 		{
+			name:    "bad S3 endpoint and bucket name",
+			vars:    with(map[string]string{"SYNC_REDIS_URL": "redis://h:6379/1", "SYNC_S3_HOST": "ftp://s3.internal", "SYNC_S3_BUCKET": "Not_A_Bucket"}),
+			wantErr: []string{`SYNC_S3_HOST: endpoint "ftp://s3.internal" has scheme "ftp"`, `SYNC_S3_BUCKET: bucket "Not_A_Bucket" is not a valid bucket name`},
+		},
+		{
+			name:    "S3 endpoint with credentials is refused without quoting them",
+			vars:    with(map[string]string{"SYNC_REDIS_URL": "redis://h:6379/1", "SYNC_S3_HOST": "http://user:" + secretPGPW + "@s3.internal:9000"}),
+			wantErr: []string{"SYNC_S3_HOST: endpoint holds credentials"},
+		},
+		{
 			name:    "URL without db",
 			vars:    with(map[string]string{"SYNC_REDIS_URL": "redis://:" + secretRedisPW + "@h:6379"}),
 			wantErr: []string{"SYNC_REDIS_URL has no database number", "0..15"},

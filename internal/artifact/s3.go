@@ -99,7 +99,7 @@ func CheckEndpoint(s string) error {
 
 // CheckBucket reports a bucket name that S3 would refuse.
 func CheckBucket(name string) error {
-	if err := s3utils.CheckValidBucketName(name); err != nil {
+	if err := s3utils.CheckValidBucketNameStrict(name); err != nil {
 		return fmt.Errorf("bucket %q is not a valid bucket name: %s", clip(name), strings.ToLower(err.Error()))
 	}
 	return nil
