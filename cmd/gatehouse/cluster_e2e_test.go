@@ -260,6 +260,21 @@ func TestClusterOnRedis(t *testing.T) {
 		if code, body := get(t, n.proxy+"/keyed", "Authorization", "Bearer never-seen-0123456789"); code != 503 {
 			t.Errorf("never-seen key with Redis hung = %d %s, want 503 (not 401)", code, body)
 		}
+		// The rate limit is decided locally (this instance's share) rather
+		// than waiting on Redis for every request.
+		for range 5 {
+			if code, body := get(t, n.proxy+"/limited"); code != 200 && code != 429 {
+				t.Errorf("rate-limited route with Redis hung = %d %s, want 200 or 429", code, body)
+			}
+		}
+		if !strings.Contains(n.logs.String(), "deciding with the local fallback") {
+			t.Errorf("no rate limit fell back to the local share while Redis hung")
+		}
+		// A change cannot be stored: a clear 503, not a 500.
+		code, body := httpDo(t, http.MethodPost, n.admin+"/register", `{"service":"pool","address":"http://127.0.0.1:1"}`, "Content-Type", "application/json")
+		if code != 503 || !strings.Contains(body, "shared store did not answer") {
+			t.Errorf("POST /register with Redis hung = %d %s, want 503 saying the store did not answer", code, body)
+		}
 		redis.Resume()
 		poll(t, "gw2 ready again", func() bool {
 			_, body := get(t, n.admin+"/readyz")

@@ -2,14 +2,17 @@ package admin
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"reflect"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/gatehouse-gw/gatehouse/internal/config"
 	"github.com/gatehouse-gw/gatehouse/internal/registry"
@@ -86,6 +89,13 @@ func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, err error) 
 		// The message names the key and the replica count, never a value.
 		h.log.Warn("write not confirmed by the store's replicas", "method", r.Method, "path", r.URL.Path, "err", err)
 		writeJSON(w, http.StatusServiceUnavailable, errorBody{Error: "the change reached the Redis primary but was not confirmed by its replicas in time, so a failover could lose it; check the replicas and retry: " + err.Error()})
+	case isUnreachable(err) && r.Context().Err() == nil:
+		h.log.Warn("admin request failed: the shared store did not answer", "method", r.Method, "path", r.URL.Path, "err", err)
+		msg := "the shared store did not answer; retry when it is back"
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			msg = "the shared store did not answer, so the change may or may not have been applied; check with GET and retry when it is back"
+		}
+		writeJSON(w, http.StatusServiceUnavailable, errorBody{Error: msg})
 	default:
 		if r.Context().Err() != nil {
 			// The client went away; nobody reads the answer.
@@ -188,4 +198,12 @@ func jsonKind(t reflect.Type) string {
 		return "an object"
 	}
 	return "a " + t.String()
+}
+
+// isUnreachable reports a store that could not be reached or did not
+// answer in time (a network error or a deadline), as opposed to one that
+// answered with an error.
+func isUnreachable(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, syscall.ECONNREFUSED)
 }
