@@ -227,7 +227,7 @@ func printTable(w io.Writer, what string, raw json.RawMessage) error {
 		}
 		fmt.Fprintln(tw, "NAME\tSERVICE\tHOSTS\tPATHS\tMETHODS")
 		for _, r := range out.Routes {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.Name, r.Service, orDash(strings.Join(r.Hosts, ",")),
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.Name, orDash(r.Service), orDash(strings.Join(r.Hosts, ",")),
 				orDash(strings.Join(r.Paths, ",")), orDash(strings.Join(r.Methods, ",")))
 		}
 	case "instances":

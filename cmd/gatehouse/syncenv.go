@@ -423,8 +423,10 @@ func parseRedisWait(vars map[string]string, r *redisURL, p *syncProblems) {
 	}
 	if raw := vars[envSyncRedisWaitTime]; raw != "" {
 		d, err := time.ParseDuration(raw)
-		if err != nil || d < time.Millisecond || d > time.Minute {
-			p.bad(envSyncRedisWaitTime, "%s %q is not a duration from 1ms to 1m (e.g. 500ms, 2s)", envSyncRedisWaitTime, raw)
+		// WAIT's answer is read under the client's read timeout, so the
+		// wait must end well before it.
+		if maxWait := redisTimeout - 500*time.Millisecond; err != nil || d < time.Millisecond || d > maxWait {
+			p.bad(envSyncRedisWaitTime, "%s %q is not a duration from 1ms to %s, below the %s Redis read timeout (e.g. 500ms)", envSyncRedisWaitTime, raw, maxWait, redisTimeout)
 		} else {
 			r.WaitTimeout = d
 		}

@@ -355,8 +355,8 @@ func TestSettingsSyncRefusal(t *testing.T) {
 	if err != nil || s.sync.Redis.WaitReplicas != 0 || s.sync.Redis.WaitTimeout != time.Second {
 		t.Fatalf("plain redis defaults = %+v, %v; want WAIT 0 replicas, 1s", s.sync, err)
 	}
-	_, err = settingsFor(map[string]string{"SYNC_REDIS_URL": "redis://h:6379/2", "SYNC_REDIS_WAIT_REPLICAS": "-1", "SYNC_REDIS_WAIT_TIMEOUT": "forever"})
-	for _, want := range []string{`SYNC_REDIS_WAIT_REPLICAS "-1" is not a number of replicas`, `SYNC_REDIS_WAIT_TIMEOUT "forever" is not a duration`} {
+	_, err = settingsFor(map[string]string{"SYNC_REDIS_URL": "redis://h:6379/2", "SYNC_REDIS_WAIT_REPLICAS": "-1", "SYNC_REDIS_WAIT_TIMEOUT": "2s"})
+	for _, want := range []string{`SYNC_REDIS_WAIT_REPLICAS "-1" is not a number of replicas`, `SYNC_REDIS_WAIT_TIMEOUT "2s" is not a duration from 1ms to 1.5s`} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("bad WAIT settings: error = %v, want it to contain %q", err, want)
 		}
