@@ -384,3 +384,48 @@ func TestArtifactsSingleInstance(t *testing.T) {
 		t.Errorf("gatehouse cluster = exit %d:\n%s", code, out)
 	}
 }
+
+// TestSystemsShareOneRedisAndOneS3: two gateways on one Redis (databases 5
+// and 6) and one MinIO (a bucket each) see nothing of each other.
+func TestSystemsShareOneRedisAndOneS3(t *testing.T) {
+	redis := redistest.Start(t, redistest.Config{})
+	a := startNode(t, t.TempDir(), append(syncVars(t, "redis://"+redis.Addr+"/5"), "NODE_ID=a"))
+	b := startNode(t, t.TempDir(), append(syncVars(t, "redis://"+redis.Addr+"/6"), "NODE_ID=b"))
+	echo := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "echo") }))
+	t.Cleanup(echo.Close)
+	applyWait(t, a, fmt.Sprintf(clusterConfig, echo.URL, ""), 1)
+	if code, _ := get(t, a.proxy+"/echo"); code != 200 {
+		t.Fatalf("system a GET /echo = %d", code)
+	}
+	if code, _ := get(t, b.proxy+"/echo"); code != 404 {
+		t.Errorf("system b GET /echo = %d, want 404: it must not see a's configuration", code)
+	}
+	if ms := clusterOf(t, b).Members; len(ms) != 1 || ms[0].ID != "b" {
+		t.Errorf("system b's cluster = %+v, want b alone", ms)
+	}
+	code, body := httpDo(t, http.MethodPost, a.admin+"/artifacts", "only in a", "Content-Type", "text/plain")
+	var info struct {
+		Digest string `json:"digest"`
+	}
+	if json.Unmarshal([]byte(body), &info); code != 201 {
+		t.Fatalf("POST /artifacts = %d %s", code, body)
+	}
+	if code, _ := get(t, b.admin+"/artifacts/"+info.Digest); code != 404 {
+		t.Errorf("system b GET a's artifact = %d, want 404", code)
+	}
+	if out, errOut, code := keysCLI(t, a, "key-of-system-a-12345", "keys", "create", "--import-stdin"); code != 0 {
+		t.Fatalf("keys create = exit %d: %s%s", code, out, errOut)
+	}
+	for _, n := range []*node{a, b} {
+		out, errOut, code := n.cli(t, "keys", "list", "-o", "json")
+		var list struct {
+			Keys []json.RawMessage `json:"keys"`
+		}
+		if err := json.Unmarshal([]byte(out), &list); code != 0 || err != nil {
+			t.Fatalf("keys list -o json = exit %d %v: %s%s", code, err, out, errOut)
+		}
+		if want := map[*node]int{a: 1, b: 0}[n]; len(list.Keys) != want {
+			t.Errorf("%s lists %d keys, want %d", n.admin, len(list.Keys), want)
+		}
+	}
+}
