@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os/exec"
 	"regexp"
 	"strings"
 	"sync"
@@ -427,5 +428,32 @@ func TestSystemsShareOneRedisAndOneS3(t *testing.T) {
 		if want := map[*node]int{a: 1, b: 0}[n]; len(list.Keys) != want {
 			t.Errorf("%s lists %d keys, want %d", n.admin, len(list.Keys), want)
 		}
+	}
+}
+
+// TestClusterRefusesAnotherKeySecret: an instance given a different
+// GATEHOUSE_KEY_SECRET than the cluster uses refuses to start, without
+// showing either secret.
+func TestClusterRefusesAnotherKeySecret(t *testing.T) {
+	redis := redistest.Start(t, redistest.Config{})
+	env := syncVars(t, "redis://"+redis.Addr+"/7")
+	const first, second = "first-secret-0123456789abcdef", "other-secret-0123456789abcdef"
+	startNode(t, t.TempDir(), append(env, "GATEHOUSE_KEY_SECRET="+first))
+	startNode(t, t.TempDir(), append(env, "GATEHOUSE_KEY_SECRET="+first)) // the same: fine
+
+	cmd := exec.Command(binary, "serve", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--data-dir", t.TempDir())
+	cmd.Env = append(append(cleanEnv(), env...), "GATEHOUSE_KEY_SECRET="+second)
+	cmd.WaitDelay = time.Second
+	timer := time.AfterFunc(30*time.Second, func() { cmd.Process.Kill() })
+	defer timer.Stop()
+	out, err := cmd.CombinedOutput()
+	if err == nil {
+		t.Fatalf("an instance with another key secret started:\n%s", out)
+	}
+	if !strings.Contains(string(out), "not the one the other instances of this cluster use") {
+		t.Errorf("refusal does not say why:\n%s", out)
+	}
+	if strings.Contains(string(out), first) || strings.Contains(string(out), second) {
+		t.Errorf("refusal shows a secret:\n%s", out)
 	}
 }
