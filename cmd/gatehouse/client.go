@@ -102,6 +102,33 @@ func (c *client) do(ctx context.Context, method, path, contentType string, body 
 	return nil
 }
 
+// fetchList is the common part of the commands that list one resource:
+// the -o and --admin flags, no arguments, then GET path. It returns the
+// answer and the output format.
+func fetchList(name, usage, path string, args []string, stderr io.Writer) (json.RawMessage, string, error) {
+	fs := newFlagSet(name, usage, stderr)
+	output := fs.String("o", "table", "output format: table or json")
+	admin := fs.String("admin", defaultAdmin(), "admin API URL (env "+envAdmin+")")
+	if err := parseFlags(fs, args); err != nil {
+		return nil, "", err
+	}
+	if fs.NArg() > 0 {
+		return nil, "", usagef("%s takes no arguments, got %q", name, fs.Args())
+	}
+	if err := checkOutput(*output, "table"); err != nil {
+		return nil, "", err
+	}
+	c, err := newClient(*admin)
+	if err != nil {
+		return nil, "", err
+	}
+	var raw json.RawMessage
+	if err := c.do(context.Background(), http.MethodGet, path, "", nil, &raw); err != nil {
+		return nil, "", fmt.Errorf("%s: %w", name, err)
+	}
+	return raw, *output, nil
+}
+
 func applyCommand(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("apply", "apply -f FILE [--wait] [--wait-timeout 30s] [--admin URL]", stderr)
 	file := fs.String("f", "", "YAML or JSON configuration file (- for standard input)")

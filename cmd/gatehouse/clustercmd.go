@@ -24,31 +24,15 @@ type clusterBody struct {
 const waitPoll = 100 * time.Millisecond
 
 func clusterCommand(args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("cluster", "cluster [-o table|json] [--admin URL]", stderr)
-	output := fs.String("o", "table", "output format: table or json")
-	admin := fs.String("admin", defaultAdmin(), "admin API URL (env "+envAdmin+")")
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return usagef("cluster takes no arguments, got %q", fs.Args())
-	}
-	if err := checkOutput(*output, "table"); err != nil {
-		return err
-	}
-	c, err := newClient(*admin)
+	raw, output, err := fetchList("cluster", "cluster [-o table|json] [--admin URL]", "/cluster", args, stderr)
 	if err != nil {
 		return err
-	}
-	var raw json.RawMessage
-	if err := c.do(context.Background(), http.MethodGet, "/cluster", "", nil, &raw); err != nil {
-		return fmt.Errorf("cluster: %w", err)
 	}
 	var body clusterBody
 	if err := json.Unmarshal(raw, &body); err != nil {
 		return fmt.Errorf("decode cluster: %w", err)
 	}
-	if *output == "json" {
+	if output == "json" {
 		return printJSON(stdout, raw)
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)

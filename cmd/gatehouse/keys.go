@@ -201,27 +201,11 @@ func keysCreate(args []string, stdin io.Reader, stdout, stderr io.Writer) error 
 }
 
 func keysList(args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("keys list", "keys list [-o table|json]", stderr)
-	output := fs.String("o", "table", "output format: table or json")
-	admin := fs.String("admin", defaultAdmin(), "admin API URL (env "+envAdmin+")")
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return usagef("keys list takes no arguments, got %q", fs.Args())
-	}
-	if err := checkOutput(*output, "table"); err != nil {
-		return err
-	}
-	c, err := newClient(*admin)
+	raw, output, err := fetchList("keys list", "keys list [-o table|json]", "/keys", args, stderr)
 	if err != nil {
 		return err
 	}
-	var raw json.RawMessage
-	if err := c.do(context.Background(), http.MethodGet, "/keys", "", nil, &raw); err != nil {
-		return fmt.Errorf("list keys: %w", err)
-	}
-	if *output == "json" {
+	if output == "json" {
 		return printJSON(stdout, raw)
 	}
 	var out struct {
