@@ -77,7 +77,7 @@ func parseSettings(args []string, environ []string, stderr io.Writer) (settings,
 	fs := newFlagSet("serve", "serve [flags]", stderr)
 	fs.StringVar(&s.listen, "listen", env(envListen, ":8080"), "proxy listen address (env "+envListen+")")
 	fs.StringVar(&s.adminListen, "admin-listen", env(envAdminListen, "127.0.0.1:9876"), "admin API listen address (env "+envAdminListen+"); off loopback it requires "+envAdminToken)
-	fs.StringVar(&s.dataDir, "data-dir", env(envDataDir, "./data"), "directory of the embedded store (env "+envDataDir+")")
+	fs.StringVar(&s.dataDir, "data-dir", env(envDataDir, "./data"), "directory of the embedded store, the API key secret and artifacts; with SYNC_* set (synchronized mode, see README) only the artifact cache (env "+envDataDir+")")
 	fs.StringVar(&s.configFile, "config", env(envConfig, ""), "YAML or JSON configuration applied at start, replacing the stored one (env "+envConfig+")")
 	fs.StringVar(&s.tlsCert, "tls-cert", env(envTLSCert, ""), "PEM certificate for the proxy listener; enables HTTPS and HTTP/2 by ALPN (env "+envTLSCert+")")
 	fs.StringVar(&s.tlsKey, "tls-key", env(envTLSKey, ""), "PEM private key for --tls-cert (env "+envTLSKey+")")
