@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -140,9 +139,7 @@ func readSharedKeySecret(ctx context.Context, st store.Store, fromEnv string) ([
 		if !errors.Is(err, store.ErrNotFound) {
 			return nil, "", fmt.Errorf("read the API key secret from the shared store: %w", err)
 		}
-		var raw [32]byte
-		rand.Read(raw[:])
-		secret := []byte(hex.EncodeToString(raw[:]))
+		secret := newKeySecret()
 		_, err = st.Put(ctx, sharedSecretKey, secret, store.PutOptions{IfRevision: store.Absent})
 		if err == nil {
 			return secret, "generated into the shared store", nil
@@ -161,8 +158,8 @@ func nodeName(fromEnv string) string {
 	if fromEnv != "" {
 		return fromEnv
 	}
-	host, err := os.Hostname()
-	if err != nil || host == "" {
+	host := hostname()
+	if host == "" {
 		host = "gatehouse"
 	}
 	var raw [3]byte

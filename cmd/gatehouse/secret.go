@@ -101,13 +101,19 @@ func readKeySecret(path string) ([]byte, error) {
 	return secret, nil
 }
 
+// newKeySecret generates a server secret: 32 random bytes written as 64
+// hex characters, so that it can be copied into GATEHOUSE_KEY_SECRET.
+func newKeySecret() []byte {
+	var raw [32]byte
+	rand.Read(raw[:]) // never fails: crypto/rand.Read crashes the program instead
+	return []byte(hex.EncodeToString(raw[:]))
+}
+
 // writeKeySecret generates a secret and stores it at path with mode 0600,
 // whole or not at all: it is written to a temporary file in the same
 // directory, synced, then renamed into place.
 func writeKeySecret(path string) ([]byte, error) {
-	var raw [32]byte
-	rand.Read(raw[:]) // never fails: crypto/rand.Read crashes the program instead
-	secret := []byte(hex.EncodeToString(raw[:]))
+	secret := newKeySecret()
 
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o750); err != nil {

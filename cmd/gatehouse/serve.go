@@ -329,15 +329,16 @@ func (s *serverStatus) Ready() (bool, string) {
 // memberState is what this instance announces to the cluster.
 func (s *serverStatus) memberState() (int64, string) {
 	ready, reason := s.Ready()
+	status := "ready"
 	switch {
 	case s.draining.Load():
-		return s.AppliedRevision(), "draining"
+		status = "draining"
 	case !ready:
-		return s.AppliedRevision(), "starting"
+		status = "starting"
 	case reason != "":
-		return s.AppliedRevision(), "degraded"
+		status = "degraded"
 	}
-	return s.AppliedRevision(), "ready"
+	return s.AppliedRevision(), status
 }
 
 func hostname() string {
