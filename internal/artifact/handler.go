@@ -149,7 +149,7 @@ func (h *handler) get(w http.ResponseWriter, r *http.Request) {
 	hdr := w.Header()
 	hdr.Set("ETag", etag)
 	hdr.Set("Cache-Control", immutable)
-	if etagMatch(r.Header.Get("If-None-Match"), etag) {
+	if MatchETag(r.Header["If-None-Match"], etag) {
 		w.WriteHeader(http.StatusNotModified)
 		return
 	}
@@ -167,13 +167,20 @@ func (h *handler) get(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// etagMatch reports whether an If-None-Match header matches etag, by the
-// weak comparison RFC 9110 section 13.1.2 asks for.
-func etagMatch(header, etag string) bool {
-	for tag := range strings.SplitSeq(header, ",") {
-		tag = strings.TrimSpace(tag)
-		if tag == "*" || strings.TrimPrefix(tag, "W/") == etag {
-			return true
+// MatchETag reports whether the If-None-Match values vv (every header
+// line) match etag, by the weak comparison RFC 9110 section 13.1.2
+// prescribes: "*", or a listed tag equal to etag with any W/ prefix
+// ignored. It does not allocate. The admin handler and the proxy's respond
+// routes both answer 304 by it.
+func MatchETag(vv []string, etag string) bool {
+	for _, v := range vv {
+		for v != "" {
+			var tag string
+			tag, v, _ = strings.Cut(v, ",")
+			tag = strings.TrimSpace(tag)
+			if tag == "*" || strings.TrimPrefix(tag, "W/") == etag {
+				return true
+			}
 		}
 	}
 	return false

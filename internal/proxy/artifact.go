@@ -8,7 +8,8 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
-	"strings"
+
+	"github.com/gatehouse-gw/gatehouse/internal/artifact"
 )
 
 // ErrArtifactNotFound is the error an ArtifactSource wraps when no artifact
@@ -53,7 +54,7 @@ func (p *Proxy) serveArtifact(x *exchange) {
 		return
 	}
 	h := x.w.Header()
-	if rs.Status == http.StatusOK && etagMatch(r.Header["If-None-Match"], rs.ETag) {
+	if rs.Status == http.StatusOK && artifact.MatchETag(r.Header["If-None-Match"], rs.ETag) {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			p.answer(x, http.StatusPreconditionFailed, "If-None-Match matches the artifact")
 			return
@@ -128,21 +129,4 @@ func artifactHeaders(h http.Header, x *exchange, contentType string) {
 	h["Etag"] = []string{rs.ETag}
 	applyOps(h, &x.route.ResponseHeaders)
 	writeLimitHeaders(h, &x.ad)
-}
-
-// etagMatch reports whether the If-None-Match values vv match etag, by the
-// weak comparison RFC 9110 section 13.1.2 prescribes: "*", or a listed tag
-// equal to etag with any W/ prefix ignored. It does not allocate.
-func etagMatch(vv []string, etag string) bool {
-	for _, v := range vv {
-		for v != "" {
-			var tag string
-			tag, v, _ = strings.Cut(v, ",")
-			tag = strings.TrimSpace(tag)
-			if tag == "*" || strings.TrimPrefix(tag, "W/") == etag {
-				return true
-			}
-		}
-	}
-	return false
 }
